@@ -1,0 +1,1 @@
+"""Datasets: real MNIST, Fashion-MNIST, synthetic data and user arrays."""

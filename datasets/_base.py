@@ -1,0 +1,87 @@
+"""The dataset contract: images and labels as numpy arrays, split, named, sourced and digested."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LABEL_DTYPE = np.dtype(np.int64)
+
+
+def digest_arrays(images: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 over dtype, shape and bytes of images then labels: equal digests mean equal arrays."""
+    h = hashlib.sha256()
+    for arr in (images, labels):
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split: images (N, H, W[, C]) of a numeric dtype and int64 labels (N,)."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        images, labels = np.asarray(self.images), np.asarray(self.labels)
+        if images.ndim not in (3, 4):
+            raise ValueError(f"split {self.name!r}: images must be (N, H, W[, C]), got {images.shape}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(
+                f"split {self.name!r}: labels shape {labels.shape} does not match "
+                f"{images.shape[0]} images"
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"split {self.name!r}: labels must be integers, got {labels.dtype}")
+        object.__setattr__(self, "images", np.ascontiguousarray(images))
+        object.__setattr__(self, "labels", np.ascontiguousarray(labels, dtype=LABEL_DTYPE))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.images.shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        """Decoded bytes of images plus labels: the denominator of compression ratios."""
+        return int(self.images.nbytes + self.labels.nbytes)
+
+    @property
+    def digest(self) -> str:
+        return digest_arrays(self.images, self.labels)
+
+    def head(self, n: int) -> Split:
+        """The first n samples, for quick profiles and tests."""
+        return Split(self.name, self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A named dataset with train and test splits and where it came from."""
+
+    name: str
+    train: Split
+    test: Split
+    provenance: str
+    meta: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "test"):
+            from fmtbench.errors import UnknownNameError
+
+            raise UnknownNameError("split", name, ["train", "test"])
+        return self.train if name == "train" else self.test
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for s in (self.train, self.test):
+            h.update(s.digest.encode())
+        return h.hexdigest()

@@ -1,0 +1,4 @@
+"""fmtbench: benchmark storage formats for machine-learning training data."""
+from __future__ import annotations
+
+__version__ = "0.1.0"

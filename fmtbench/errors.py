@@ -1,0 +1,50 @@
+"""The errors fmtbench raises for bad input, each naming the problem and the valid choices."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from os import PathLike
+
+
+class FmtbenchError(Exception):
+    """Base class of every error fmtbench raises on purpose."""
+
+
+class FormatError(FmtbenchError):
+    """A stored file is corrupt, truncated, mis-shaped or otherwise not what the adapter wrote."""
+
+    def __init__(self, path: str | PathLike[str], cause: str | BaseException):
+        self.path = str(path)
+        self.cause = cause
+        reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnknownNameError(FmtbenchError, KeyError):
+    """A name (format, option, dataset, workload) that is not one of the valid choices."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid)}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class InvalidCaseError(FmtbenchError, ValueError):
+    """A case whose options are each valid but do not go together."""
+
+
+class DatasetNotFoundError(FmtbenchError, FileNotFoundError):
+    """A dataset that is on none of the places searched; says where it looked and what to do."""
+
+    def __init__(self, name: str, looked: Iterable[str], hint: str):
+        self.looked = list(looked)
+        where = "\n".join(f"  - {place}" for place in self.looked)
+        super().__init__(f"dataset {name!r} not found. Looked in:\n{where}\n{hint}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class MissingDependencyError(FmtbenchError, ImportError):
+    """An optional library a case needs is not installed; carries the install hint."""

@@ -1,0 +1,223 @@
+"""The adapter contract: one format with one configuration (a *case*) writes and reads a split.
+
+An adapter subclass declares its options and its configuration grid as class constants and
+implements `_write` and `_open`; this base class supplies case ids, validation, atomic writes
+and the reader's index checking, so every format behaves the same at its edges.
+"""
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fmtbench.atomic import atomic_path, path_size
+from fmtbench.datasets._base import LABEL_DTYPE, Split
+from fmtbench.errors import FmtbenchError, FormatError, InvalidCaseError, UnknownNameError
+
+from ._options import Option
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+# Programming errors are never dressed up as a corrupt file.
+_BUGS = (AttributeError, NameError, AssertionError, NotImplementedError, RecursionError)
+
+
+@contextlib.contextmanager
+def library_errors(path: str | Path) -> Iterator[None]:
+    """Turn any error of a storage library into one FormatError naming the file and the cause."""
+    try:
+        yield
+    except (FmtbenchError, IndexError, *_BUGS):
+        raise
+    except Exception as exc:  # h5py OSError, ArrowInvalid, sqlite3.DatabaseError, DataLossError...
+        raise FormatError(path, exc) from exc
+
+
+@dataclass(frozen=True)
+class WriteInfo:
+    """What a write produced: rows, content digest of what went in, and bytes on disk."""
+
+    path: Path
+    rows: int
+    digest: str
+    nbytes: int
+
+
+class Reader(ABC):
+    """An open case file: `len`, `read(indices)` in the order asked, `scan(batch_size)` in file order."""
+
+    #: "native" when the library seeks by itself, "index" when the adapter built a record index.
+    random_access: ClassVar[str] = "native"
+
+    def __init__(self, path: Path, image_shape: tuple[int, ...], image_dtype: np.dtype, n: int):
+        self.path = Path(path)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.image_dtype = np.dtype(image_dtype)
+        self._n = int(n)
+        #: seconds and bytes of memory spent building the random-access index (0 when native).
+        self.index_seconds = 0.0
+        self.index_bytes = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> Batch:
+        """Images and labels at `indices`, in exactly that order; duplicates allowed."""
+        idx = np.asarray(indices)
+        if idx.ndim != 1:
+            idx = idx.reshape(-1) if idx.size else np.empty(0, dtype=np.int64)
+        if idx.size and (idx.dtype == bool or not np.issubdtype(idx.dtype, np.integer)):
+            raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64, copy=False)
+        if idx.size == 0:
+            return (np.empty((0, *self.image_shape), self.image_dtype), np.empty(0, LABEL_DTYPE))
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self._n:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"index {bad} out of range for {self.path} with {self._n} samples")
+        with library_errors(self.path):
+            images, labels = self._read(idx)
+        return self._checked(images, labels, len(idx))
+
+    def scan(self, batch_size: int = 1024) -> Iterator[Batch]:
+        """Every sample once, in file order, in batches of `batch_size` (the last may be short)."""
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        seen = 0
+        with library_errors(self.path):
+            for images, labels in self._scan(int(batch_size)):
+                seen += len(labels)
+                yield self._checked(images, labels, len(labels))
+        if seen != self._n:
+            raise FormatError(self.path, f"scan returned {seen} samples, expected {self._n}")
+
+    def _checked(self, images: np.ndarray, labels: np.ndarray, n: int) -> Batch:
+        if images.shape != (n, *self.image_shape) or labels.shape != (n,):
+            raise FormatError(
+                self.path,
+                f"decoded shapes {images.shape}/{labels.shape}, expected "
+                f"{(n, *self.image_shape)}/{(n,)}",
+            )
+        if images.dtype != self.image_dtype:
+            images = images.astype(self.image_dtype)
+        return images, labels.astype(LABEL_DTYPE, copy=False)
+
+    @abstractmethod
+    def _read(self, indices: np.ndarray) -> Batch:
+        """Read validated, in-range int64 indices (non-empty) in the order given."""
+
+    @abstractmethod
+    def _scan(self, batch_size: int) -> Iterator[Batch]:
+        """Yield batches in file order."""
+
+    def close(self) -> None:
+        """Release the file; safe to call twice."""
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Adapter(ABC):
+    """One storage format bound to one configuration; `case_id` names it everywhere."""
+
+    name: ClassVar[str]
+    #: file suffix of what `write` creates ("" for a folder of files).
+    suffix: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()
+    #: the configuration grid, as partial configs (missing options take their defaults).
+    grid: ClassVar[tuple[Mapping[str, Any], ...]] = ({},)
+    #: the subset the default test run and the quick profile use.
+    representative: ClassVar[tuple[Mapping[str, Any], ...]] = ({},)
+    #: "native" or "index" (see Reader.random_access).
+    random_access: ClassVar[str] = "native"
+    #: whether `write` produces a folder rather than one file.
+    writes_folder: ClassVar[bool] = False
+    #: damage this format always detects on read ("truncated", "flipped"); see `detects`.
+    detects_damage: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        config = dict(config or {})
+        known = {opt.name: opt for opt in self.options}
+        for key in config:
+            if key not in known:
+                raise UnknownNameError(f"option of {self.name}", key, known)
+        self.config: dict[str, Any] = {
+            opt.name: opt.validate(config.get(opt.name, opt.default)) for opt in self.options
+        }
+        self.check(self.config)
+
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> None:
+        """Raise InvalidCaseError when valid options do not go together."""
+
+    def detects(self, damage: str) -> bool:
+        """Whether reading a file with this damage is sure to raise FormatError (a case property:
+        a checksum or compression option can add detection the plain layout lacks)."""
+        return damage in self.detects_damage
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[str]) -> Adapter:
+        """Build a case from the tokens of its id (the part after ``format/``)."""
+        config: dict[str, Any] = {}
+        for tok in tokens:
+            for opt in cls.options:
+                ok, value = opt.parse(tok)
+                if ok:
+                    if opt.name in config:
+                        raise InvalidCaseError(f"{cls.name}: option {opt.name!r} given twice")
+                    config[opt.name] = value
+                    break
+            else:
+                valid = [opt.describe() for opt in cls.options] or ["(this format has no options)"]
+                raise UnknownNameError(f"option of {cls.name}", tok, valid)
+        return cls(config)
+
+    @property
+    def case_id(self) -> str:
+        tokens = [opt.token(self.config[opt.name]) for opt in self.options]
+        tokens = [t for t in tokens if t]
+        return f"{self.name}/{'-'.join(tokens)}" if tokens else self.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.case_id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Adapter) and other.case_id == self.case_id
+
+    def __hash__(self) -> int:
+        return hash(self.case_id)
+
+    def default_path(self, folder: str | Path, stem: str = "train") -> Path:
+        """Where this case's file for `stem` lives under `folder`: ``folder/<case>/<stem><suffix>``."""
+        return Path(folder) / self.case_id.replace("/", "__") / f"{stem}{self.suffix}"
+
+    def write(self, split: Split, path: str | Path) -> WriteInfo:
+        """Write `split` to `path` atomically: on any failure nothing appears at `path`."""
+        path = Path(path)
+        with atomic_path(path, directory=self.writes_folder) as tmp:
+            self._write(split, tmp)
+        return WriteInfo(path, len(split), split.digest, path_size(path))
+
+    def open(self, path: str | Path) -> Reader:
+        """Open a file this case wrote; FormatError if it is missing, corrupt or not this format."""
+        path = Path(path)
+        if not path.exists():
+            raise FormatError(path, "no such file or folder")
+        with library_errors(path):
+            return self._open(path)
+
+    @abstractmethod
+    def _write(self, split: Split, path: Path) -> None:
+        """Write `split` to the temporary `path` (a file, or an existing empty folder)."""
+
+    @abstractmethod
+    def _open(self, path: Path) -> Reader:
+        """Open and validate the file's layout; return a Reader."""

@@ -1,0 +1,74 @@
+"""NPY: the split as two ``np.save`` arrays in a folder, read through memory mapping.
+
+On disk (``<name>.npy/`` folder)::
+
+    images.npy   (N, H, W[, C]) in the images' dtype, C order
+    labels.npy   (N,) int64
+
+Open with plain numpy: ``np.load(folder / "images.npy", mmap_mode="r")``.
+
+How it reads: both arrays are memory-mapped (``mmap_mode="r"``), the way NumPy users feed
+arrays bigger than memory. ``read`` is one fancy-index gather on the map, which the kernel
+serves page by page; ``scan`` copies consecutive slices. There is no checksum: flipped bytes
+in the pixel data cannot be detected (a known property of the format); a truncated file or a
+damaged header is a FormatError.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from fmtbench.datasets._base import Split
+from fmtbench.errors import FormatError
+
+from ._base import Adapter, Batch, Reader
+
+IMAGES, LABELS = "images.npy", "labels.npy"
+
+
+class NpyReader(Reader):
+    """Memory-mapped images and labels."""
+
+    def __init__(self, path: Path):
+        for name in (IMAGES, LABELS):
+            if not (path / name).is_file():
+                raise FormatError(path, f"missing {name}; an NPY case is a folder with {IMAGES} and {LABELS}")
+        self._images = np.load(path / IMAGES, mmap_mode="r", allow_pickle=False)
+        self._labels = np.load(path / LABELS, mmap_mode="r", allow_pickle=False)
+        if self._images.ndim not in (3, 4) or self._labels.shape != self._images.shape[:1]:
+            raise FormatError(path, f"shapes {self._images.shape} and {self._labels.shape} do not match")
+        super().__init__(path, self._images.shape[1:], self._images.dtype, self._images.shape[0])
+
+    def _read(self, indices: np.ndarray) -> Batch:
+        return self._images[indices], np.asarray(self._labels[indices])
+
+    def _scan(self, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(self), batch_size):
+            stop = start + batch_size
+            yield np.array(self._images[start:stop]), np.array(self._labels[start:stop])
+
+    def close(self) -> None:
+        for arr in (self._images, self._labels):
+            mm = getattr(arr, "_mmap", None)
+            if mm is not None:
+                mm.close()
+        self._images = self._labels = None  # type: ignore[assignment]
+
+
+class NpyAdapter(Adapter):
+    """NumPy ``.npy`` arrays in a folder, memory-mapped for reading."""
+
+    name: ClassVar[str] = "npy"
+    suffix: ClassVar[str] = ".npy"
+    writes_folder: ClassVar[bool] = True
+    detects_damage: ClassVar[frozenset[str]] = frozenset({"truncated"})
+
+    def _write(self, split: Split, path: Path) -> None:
+        np.save(path / IMAGES, split.images, allow_pickle=False)
+        np.save(path / LABELS, split.labels, allow_pickle=False)
+
+    def _open(self, path: Path) -> Reader:
+        return NpyReader(path)

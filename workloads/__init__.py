@@ -1,0 +1,1 @@
+"""Workloads driven identically through every case."""
