@@ -115,6 +115,10 @@ class Reader(ABC):
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         """Yield batches in file order."""
 
+    def drop_caches(self) -> None:
+        """Forget in-process caches of file data (HDF5 chunk cache, decoded row groups) so a
+        cold-cache repeat really starts cold; a random-access index is kept on purpose."""
+
     def close(self) -> None:
         """Release the file; safe to call twice."""
 

@@ -36,11 +36,19 @@ class NpyReader(Reader):
         for name in (IMAGES, LABELS):
             if not (path / name).is_file():
                 raise FormatError(path, f"missing {name}; an NPY case is a folder with {IMAGES} and {LABELS}")
-        self._images = np.load(path / IMAGES, mmap_mode="r", allow_pickle=False)
-        self._labels = np.load(path / LABELS, mmap_mode="r", allow_pickle=False)
+        self._map(path)
         if self._images.ndim not in (3, 4) or self._labels.shape != self._images.shape[:1]:
             raise FormatError(path, f"shapes {self._images.shape} and {self._labels.shape} do not match")
         super().__init__(path, self._images.shape[1:], self._images.dtype, self._images.shape[0])
+
+    def _map(self, path: Path) -> None:
+        self._images = np.load(path / IMAGES, mmap_mode="r", allow_pickle=False)
+        self._labels = np.load(path / LABELS, mmap_mode="r", allow_pickle=False)
+
+    def drop_caches(self) -> None:
+        # Pages mapped into this process survive POSIX_FADV_DONTNEED: unmap so they can be evicted.
+        self.close()
+        self._map(self.path)
 
     def _read(self, indices: np.ndarray) -> Batch:
         return self._images[indices], np.asarray(self._labels[indices])

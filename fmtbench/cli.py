@@ -1,0 +1,273 @@
+"""The `fmtbench` command line: list cases and datasets, convert, verify, run, report."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from fmtbench.errors import FmtbenchError, FormatError
+
+DEFAULT_DATASET = "auto"
+
+
+def _load_dataset(name: str, path: str | None, n: int | None):
+    """Load a dataset; `auto` is MNIST when reachable, else its offline stand-in Fashion-MNIST."""
+    from fmtbench import datasets
+    from fmtbench.errors import DatasetNotFoundError
+
+    if name != "auto":
+        return datasets.load(name, path=path, n=n)
+    try:
+        return datasets.load("mnist", path=path, n=n)
+    except DatasetNotFoundError as exc:
+        click.echo(f"note: MNIST is not reachable here, using Fashion-MNIST (same shape).\n"
+                   f"      ({str(exc).splitlines()[0]})", err=True)
+        return datasets.load("fashion-mnist", n=n)
+
+
+def _dataset_options(fn):
+    fn = click.option("--n", "n", type=click.IntRange(min=1), default=None,
+                      help="Use only the first N training samples (quick runs).")(fn)
+    fn = click.option("--dataset-path", "dataset_path", type=click.Path(), default=None,
+                      help="Explicit file or folder for the dataset (mnist.npz, IDX folder, .npz/.npy/.h5).")(fn)
+    fn = click.option("--dataset", "-d", default=DEFAULT_DATASET, show_default=True,
+                      help="mnist, fashion-mnist, synthetic, arrays, or auto (MNIST, else Fashion-MNIST).")(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fmtbench")
+def main() -> None:
+    """Benchmark storage formats for ML training data.
+
+    Writes one dataset through many format cases (HDF5 chunk x compression grid, TFRecord,
+    NPY, CSV, Parquet, SQLite), drives identical workloads through each, and reports the
+    trade-offs. Run `fmtbench COMMAND --help` for each command.
+    """
+
+
+@main.command("cases")
+@click.argument("patterns", nargs=-1)
+@click.option("--representative", is_flag=True, help="Only the representative subset (the quick profile and default tests).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool) -> None:
+    """List the registered cases (optionally matching PATTERNS such as 'hdf5/*gzip*')."""
+    from fmtbench.formats import cases, missing_dependency
+
+    found = cases(patterns or None, full=not representative)
+    rows = [{"case": c.case_id, "format": c.name, "config": c.config,
+             "random_access": c.random_access, "missing": missing_dependency(c.name)} for c in found]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    width = max(len(r["case"]) for r in rows)
+    for r in rows:
+        note = f"  [unavailable: {r['missing']}]" if r["missing"] else ""
+        click.echo(f"{r['case']:<{width}}  {r['random_access']:<6}{note}")
+    per_format: dict[str, int] = {}
+    for r in rows:
+        per_format[r["format"]] = per_format.get(r["format"], 0) + 1
+    click.echo(f"\n{len(rows)} cases: " + ", ".join(f"{k} {v}" for k, v in per_format.items()), err=True)
+
+
+@main.command("datasets")
+def datasets_cmd() -> None:
+    """List the datasets and say which are available on this machine, and from where."""
+    from fmtbench import datasets
+
+    for a in datasets.availability():
+        mark = "yes" if a.available else "no "
+        click.echo(f"{a.name:<14} {mark}  {a.where}")
+
+
+def _progress(items, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="case", file=sys.stderr, dynamic_ncols=True,
+                disable=None if sys.stderr.isatty() else False)
+
+
+@main.command("convert")
+@_dataset_options
+@click.option("--case", "-c", "case_patterns", multiple=True, required=True,
+              help="Case id or pattern (repeatable), e.g. 'hdf5/chunk1024-gzip4', 'parquet', 'all'.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--out", "out", type=click.Path(), required=True,
+              help="Output file for one case; a folder (one subfolder per case) for several.")
+@click.option("--verify/--no-verify", default=False, help="Read every file back and compare bit for bit.")
+def convert_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
+                split: str, out: str, verify: bool) -> None:
+    """Write a dataset split through one or more cases."""
+    from fmtbench.formats import cases, require
+
+    chosen = cases(None if "all" in case_patterns else case_patterns)
+    require({c.name for c in chosen})
+    ds = _load_dataset(dataset, dataset_path, n)
+    data = ds.split(split)
+    click.echo(f"{ds.name}: {ds.provenance}; {split} {len(data)} x {data.image_shape}", err=True)
+    single = len(chosen) == 1 and not Path(out).is_dir()
+    failures = 0
+    bar = _progress(chosen, "convert")
+    for case in bar:
+        bar.set_postfix_str(case.case_id)
+        path = Path(out) if single else case.default_path(out, split)
+        t0 = time.perf_counter()
+        info = case.write(data, path)
+        seconds = time.perf_counter() - t0
+        line = f"{case.case_id:<40} {seconds:8.2f} s  {info.nbytes / 2**20:9.2f} MiB  {path}"
+        if verify:
+            problem = _verify(case, path, data)
+            failures += problem is not None
+            line += "  verified" if problem is None else f"  MISMATCH: {problem}"
+        bar.write(line)
+    if failures:
+        raise click.ClickException(f"{failures} case(s) failed verification")
+
+
+def _verify(case, path: Path, data, batch_size: int = 4096, seed: int = 0) -> str | None:
+    """None when the file holds exactly `data`, else a description of the first difference."""
+    with case.open(path) as reader:
+        if len(reader) != len(data):
+            return f"{len(reader)} samples in file, {len(data)} expected"
+        start = 0
+        for images, labels in reader.scan(batch_size):
+            stop = start + len(labels)
+            bad = _first_difference(images, labels, data.images[start:stop], data.labels[start:stop])
+            if bad is not None:
+                return f"scan: sample {start + bad} differs"
+            start = stop
+        idx = np.random.default_rng(seed).integers(0, len(data), size=min(1000, len(data)))
+        images, labels = reader.read(idx)
+        bad = _first_difference(images, labels, data.images[idx], data.labels[idx])
+        if bad is not None:
+            return f"read: sample {int(idx[bad])} (position {bad} of a seeded random read) differs"
+    return None
+
+
+def _first_difference(images, labels, want_images, want_labels) -> int | None:
+    if images.shape != want_images.shape or images.dtype != want_images.dtype:
+        return 0
+    rows = np.flatnonzero((images != want_images).reshape(len(images), -1).any(axis=1) | (labels != want_labels))
+    return int(rows[0]) if rows.size else None
+
+
+@main.command("verify")
+@_dataset_options
+@click.option("--case", "-c", "case_id", required=True, help="The case id the file was written with.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.argument("path", type=click.Path(exists=True))
+def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: str, split: str, path: str) -> None:
+    """Check that PATH holds exactly the dataset split: full scan plus seeded random reads."""
+    from fmtbench.formats import get_case, require
+
+    case = get_case(case_id)
+    require([case.name])
+    data = _load_dataset(dataset, dataset_path, n).split(split)
+    problem = _verify(case, Path(path), data)
+    if problem:
+        raise click.ClickException(f"{path} does not match {case.case_id}: {problem}")
+    click.echo(f"OK: {path} holds the {split} split exactly ({len(data)} samples, {case.case_id})")
+
+
+@main.command("run")
+@_dataset_options
+@click.option("--cases", "-c", "case_patterns", multiple=True,
+              help="Case ids or patterns (repeatable; default: the profile's cases).")
+@click.option("--workloads", "-w", default=",".join(("write", "scan", "random", "train")), show_default=True,
+              help="Comma-separated: write, scan, random, train.")
+@click.option("--profile", "-p", "profile_name", type=click.Choice(["quick", "default", "full"]),
+              default="default", show_default=True,
+              help="quick: CI smoke (minutes); default: every case on the full dataset; full: more repeats and sizes.")
+@click.option("--cache", type=click.Choice(["warm", "cold", "both"]), default=None,
+              help="Page-cache state for reads (default: the profile's).")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Folder of the results store (results.jsonl) and, under data/, the case files.")
+@click.option("--resume", is_flag=True, help="Skip units already finished in this results store.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Override the profile's repeats.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every index order and of training.")
+def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
+            workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
+            repeats: int | None, seed: int) -> None:
+    """Measure write, scan, random access and training for every chosen case."""
+    import dataclasses
+
+    from fmtbench import provenance
+    from fmtbench.formats import cases
+    from fmtbench.profiles import get_profile
+    from fmtbench.results import ResultStore
+    from fmtbench.runner import Plan, Runner, check_workloads
+
+    profile = get_profile(profile_name)
+    if repeats:
+        profile = dataclasses.replace(profile, repeats=repeats)
+    caches = profile.caches if cache is None else ("warm", "cold") if cache == "both" else (cache,)
+    chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()])
+    chosen = cases(case_patterns or None, full=profile.full_grid)
+    store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
+    ds = _load_dataset(dataset, dataset_path, n if n is not None else profile.n)
+    click.echo(f"{ds.name}: {ds.provenance}; train {len(ds.train)}, test {len(ds.test)}", err=True)
+    data_dir = Path(results_dir) / "data" / f"{ds.name}-{ds.digest[:12]}"
+    store.start_run(provenance.collect(data_dir=results_dir), argv=sys.argv, profile=profile.as_dict(),
+                    dataset=ds.name, dataset_digest=ds.digest)
+    plan = Plan(chosen, chosen_workloads, caches)
+    units = plan.units()
+    from tqdm import tqdm
+
+    with tqdm(total=len(units), desc=f"fmtbench {profile.name}", unit="unit", file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        def advance(label: str) -> None:
+            bar.set_postfix_str(label[:60])
+            bar.update(1)
+
+        Runner(ds, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance).run(plan)
+    click.echo(summary_table(store))
+    click.echo(f"results: {store.path}", err=True)
+
+
+def summary_table(store) -> str:
+    """A plain-text table of the main medians per case (warm cache)."""
+    rows: dict[str, dict[str, float]] = {}
+    failures = []
+    for rec in store.records():
+        if rec["kind"] == "measurement" and rec["cache"] in ("warm", "n/a"):
+            rows.setdefault(rec["case"], {})[rec["metric"]] = rec["median"]
+        elif rec["kind"] == "failure":
+            err = rec["error"]
+            failures.append(f"FAILED {rec['case']} {rec['workload']} {rec['cache']}: "
+                            f"{err['type']}: {err['message']}")
+    cols = [("file_bytes", "size MiB", 2**-20), ("write_s", "write s", 1),
+            ("scan_samples_per_s", "scan/s", 1), ("random_p50_s", "p50 ms", 1e3),
+            ("random_p99_s", "p99 ms", 1e3), ("batch_sorted_samples_per_s", "batch/s", 1),
+            ("epoch_s", "epoch s", 1)]
+    width = max([len(c) for c in rows] + [4])
+    lines = [f"{'case':<{width}} " + " ".join(f"{h:>10}" for _, h, _ in cols)]
+    for case, vals in rows.items():
+        cells = [f"{vals[k] * f:>10.4g}" if k in vals else f"{'-':>10}" for k, _, f in cols]
+        lines.append(f"{case:<{width}} " + " ".join(cells))
+    return "\n".join(lines + failures)
+
+
+def run() -> None:
+    """Entry point that turns fmtbench's own errors into one clear line and exit code 2."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FormatError as exc:
+        click.echo(f"error: corrupt or unreadable file: {exc}", err=True)
+        sys.exit(2)
+    except FmtbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,53 @@
+"""Run profiles: how much data, which cases, how many repeats; `quick` for CI, `default`, `full`."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from fmtbench.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a profile decides; the CLI may override single fields."""
+
+    name: str
+    n: int | None  # training samples (None = the whole split)
+    full_grid: bool  # every registered case, or the representative subset
+    caches: tuple[str, ...]
+    repeats: int
+    warmup: int
+    scan_batch: int
+    random_singles: int  # K single-sample reads per repeat
+    random_batches: int  # random batches per repeat
+    random_batch_size: int
+    train_model: str
+    train_epochs: int
+    train_steps: int | None  # steps per epoch (None = the whole split)
+    train_batch: int
+    native_steps: int
+    sizes: tuple[int, ...] = ()  # synthetic scaling sizes (full profile)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES = {
+    "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, warmup=1,
+                     scan_batch=512, random_singles=200, random_batches=10, random_batch_size=64,
+                     train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
+    "default": Profile("default", n=None, full_grid=True, caches=("warm", "cold"), repeats=5, warmup=1,
+                       scan_batch=1024, random_singles=1000, random_batches=30, random_batch_size=64,
+                       train_model="mlp", train_epochs=2, train_steps=None, train_batch=128, native_steps=200),
+    "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), repeats=7, warmup=1,
+                    scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
+                    train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
+                    sizes=(10_000, 100_000, 1_000_000)),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`; an unknown name lists the valid ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UnknownNameError("profile", name, PROFILES) from None

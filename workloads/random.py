@@ -1,0 +1,68 @@
+"""Random-access workload: seeded single-sample reads (latency percentiles) and random batches.
+
+Every case sees the same indices in the same order: they come from `numpy.random.default_rng`
+seeded with (seed, purpose), never from the format. Within a batch, indices are read sorted
+(the friendly case for chunked and paged layouts) and unsorted (what a shuffling loader asks).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fmtbench.formats import Reader
+from fmtbench.harness import measure
+from fmtbench.profiles import Profile
+from fmtbench.stats import percentiles
+
+from ._base import Hook, Observation, resources
+
+_PCTS = {"random_p50_s": 50, "random_p95_s": 95, "random_p99_s": 99, "random_p999_s": 99.9}
+
+
+def single_indices(n: int, k: int, seed: int) -> np.ndarray:
+    """The K seeded sample indices every case reads one at a time."""
+    return np.random.default_rng([seed, 1]).integers(0, n, size=k)
+
+
+def batch_indices(n: int, batches: int, size: int, seed: int) -> list[np.ndarray]:
+    """The seeded random batches (unsorted, without repeats inside a batch) every case reads."""
+    rng = np.random.default_rng([seed, 2])
+    return [rng.choice(n, size=min(size, n), replace=False) for _ in range(batches)]
+
+
+def _latencies(reader: Reader, indices: np.ndarray) -> list[float]:
+    out = []
+    for i in indices:
+        t0 = time.perf_counter()
+        reader.read([int(i)])
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _batches(reader: Reader, batches: list[np.ndarray]) -> int:
+    for b in batches:
+        reader.read(b)
+    return sum(len(b) for b in batches)
+
+
+def run_random(reader: Reader, profile: Profile, seed: int, before_each: Hook = None) -> list[Observation]:
+    """Latency percentiles of single reads, and samples/s of sorted and unsorted random batches."""
+    n = len(reader)
+    singles = single_indices(n, profile.random_singles, seed)
+    m = measure(lambda: _latencies(reader, singles), repeats=profile.repeats,
+                warmup=profile.warmup, before_each=before_each, files=reader.path)
+    per_repeat = [percentiles(lat, tuple(_PCTS.values())) for lat in m.results]
+    extra = {"k": len(singles), **resources(m)}
+    obs = [Observation(name, [p[pct] for p in per_repeat], extra) for name, pct in _PCTS.items()]
+
+    unsorted = batch_indices(n, profile.random_batches, profile.random_batch_size, seed)
+    for name, batches in (("batch_unsorted_samples_per_s", unsorted),
+                          ("batch_sorted_samples_per_s", [np.sort(b) for b in unsorted])):
+        m = measure(lambda: _batches(reader, batches), repeats=profile.repeats,
+                    warmup=profile.warmup, before_each=before_each, files=reader.path)
+        total = m.results[0]
+        obs.append(Observation(name, [total / s for s in m.seconds.values],
+                               {"batches": len(batches), "batch_size": profile.random_batch_size,
+                                **resources(m)}))
+    return obs
