@@ -1,0 +1,1 @@
+"""asv benchmark suite over the fmtbench cases (see the asv issue)."""
