@@ -1,0 +1,133 @@
+"""Timing: warm-up, repeats, and the resources each repeat used.
+
+Inside the timed region (time.perf_counter just before and just after) is only the call
+``fn()``: the workload, everything it allocates, and any garbage collection it triggers (GC
+stays on, as in real training). Outside it, per call: the ``before_each`` hook (cache eviction),
+the residency check of ``files``, the reset of the peak-RSS mark and the reads of
+/proc/self/io. Warm-up calls run the same hook but are neither timed nor recorded.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fmtbench import cache
+from fmtbench.stats import Summary, summarize
+
+
+@dataclass
+class Measurement:
+    """Seconds per repeat (summarized), what each call returned, and the resources it used."""
+
+    seconds: Summary
+    results: list[Any]
+    #: peak RSS of each repeat (VmHWM reset before the call), bytes.
+    peak_rss: list[int]
+    #: False when the peak could not be reset: then peak_rss is the process-lifetime peak.
+    peak_rss_reset: bool
+    #: bytes this process fetched from storage during each repeat (/proc/self/io); None if unknown.
+    read_bytes: list[int | None]
+    #: page-cache residency of `files` right before each repeat (after before_each); [] without files.
+    residency: list[float] = field(default_factory=list)
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        """Highest peak RSS over the repeats."""
+        return max(self.peak_rss)
+
+
+def _read_bytes() -> int | None:
+    return cache.io_counters().get("read_bytes")
+
+
+def measure(fn: Callable[[], Any], *, repeats: int, warmup: int = 1,
+            before_each: Callable[[], Any] | None = None,
+            files: cache.PathArg | Iterable[cache.PathArg] | None = None) -> Measurement:
+    """Call `fn` `warmup` times untimed, then `repeats` times timed; `before_each` runs before every call.
+
+    When `files` is given, their page-cache residency is checked after `before_each` and before
+    each timed call, so a cold run records that its files really were evicted.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    file_list = None if files is None else list(cache.files(files))
+    for _ in range(warmup):
+        if before_each is not None:
+            before_each()
+        fn()
+    seconds: list[float] = []
+    results: list[Any] = []
+    peaks: list[int] = []
+    read: list[int | None] = []
+    resident: list[float] = []
+    reset_ok = True
+    for _ in range(repeats):
+        if before_each is not None:
+            before_each()
+        if file_list is not None:
+            resident.append(cache.residency(file_list))
+        reset_ok = cache.reset_peak_rss() and reset_ok
+        io0 = _read_bytes()
+        t0 = time.perf_counter()
+        out = fn()
+        t1 = time.perf_counter()
+        io1 = _read_bytes()
+        peaks.append(cache.peak_rss_bytes())
+        seconds.append(t1 - t0)
+        results.append(out)
+        read.append(None if io0 is None or io1 is None else io1 - io0)
+    return Measurement(summarize(seconds), results, peaks, reset_ok, read, resident)
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """What the harness adds to a call: timed bias in seconds and as a fraction, plus bookkeeping."""
+
+    harness: Summary
+    raw: Summary
+    #: median(harness) - median(raw): time the harness adds inside the timed figure (noise-level).
+    seconds_per_call: float
+    #: seconds_per_call / median(raw).
+    fraction: float
+    #: median wall time per measure() call spent outside the timed region (residency, RSS reset,
+    #: /proc reads, summary): what a benchmark run pays, never part of a reported figure.
+    bookkeeping_s: float
+    #: median timed seconds of a no-op fn: the floor the timer itself puts in every figure.
+    timer_floor_s: float
+
+
+def harness_overhead(repeats: int = 30, n: int = 60_000, batch_size: int = 256,
+                     seed: int = 0) -> Overhead:
+    """Time one in-memory pass over an (n, 784) uint8 array, copying batches, via measure() and raw.
+
+    Raw and harness timings alternate pass by pass, so drift in machine load hits both alike.
+    """
+    data = np.random.default_rng(seed).integers(0, 256, size=(n, 784), dtype=np.uint8)
+
+    def one_pass() -> int:
+        count = 0
+        for i in range(0, n, batch_size):
+            count += len(data[i:i + batch_size].copy())
+        return count
+
+    one_pass()
+    raw: list[float] = []
+    timed: list[float] = []
+    outside: list[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        one_pass()
+        raw.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        m = measure(one_pass, repeats=1, warmup=0)
+        wall = time.perf_counter() - t0
+        timed.append(m.seconds.values[0])
+        outside.append(wall - m.seconds.values[0])
+    raw_s, harness_s = summarize(raw), summarize(timed)
+    bias = harness_s.median - raw_s.median
+    floor = measure(lambda: None, repeats=100, warmup=0).seconds.median
+    return Overhead(harness_s, raw_s, bias, bias / raw_s.median, summarize(outside).median, floor)

@@ -1,0 +1,193 @@
+"""The results store: a folder holding ``results.jsonl``, one JSON record per line, append-only.
+
+Every record is flushed and fsynced as it is written, so a killed run loses nothing it had
+written; a record torn by a kill mid-write is the last line, skipped with a warning on read
+and cut off before the next append.
+
+Schema (``SCHEMA_VERSION = 1``). Every record has ``schema`` (int), ``kind``, ``run_id`` and
+``time`` (UTC, ISO 8601). By kind:
+
+- ``provenance``: one per run: ``argv`` (command line), ``profile``, ``dataset`` and
+  ``dataset_digest``, ``machine`` (the dict from ``fmtbench.provenance.collect()``).
+- ``measurement``: ``case`` (case id), ``format``, ``dataset``, ``dataset_digest``,
+  ``workload`` ("write", "scan", "random", "train", ...), ``metric`` (a name in
+  ``fmtbench.metrics.METRICS``), ``cache`` ("warm", "cold" or "n/a"), ``unit`` and ``better``
+  (copied from the metrics table, never given by the caller), ``values`` (every repeat),
+  ``median``, ``q1``, ``q3``, ``ci_low``, ``ci_high`` (95% CI of the median, see
+  ``fmtbench.stats``), ``n``, and ``extra`` (a dict: residency, read_bytes, index cost, ...).
+- ``failure``: ``case``, ``dataset``, ``workload``, ``cache``, ``error`` ({"type", "message"}),
+  ``traceback`` (its last lines).
+- ``skip``: ``case``, ``dataset``, ``workload``, ``cache``, ``reason``.
+- ``done``: ``case``, ``dataset``, ``workload``, ``cache``: written after every measurement
+  of that unit; a resumed run skips the units that have one (``done_keys``).
+
+Non-finite numbers are stored as null, so every line is strict JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import traceback
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmtbench.errors import FmtbenchError
+from fmtbench.metrics import metric as lookup_metric
+from fmtbench.stats import summarize
+
+SCHEMA_VERSION = 1
+FILENAME = "results.jsonl"
+KINDS = ("provenance", "measurement", "failure", "skip", "done")
+CACHES = ("warm", "cold", "n/a")
+_TRACEBACK_LINES = 30
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ResultStore:
+    """An append-only JSON Lines store of provenance, measurements, failures, skips and done marks."""
+
+    def __init__(self, folder: str | os.PathLike[str], run_id: str | None = None):
+        self.folder = Path(folder)
+        self.path = self.folder / FILENAME
+        self.run_id = run_id or f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self._repaired = False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise FmtbenchError(
+                f"results folder {self.folder} is not writable ({type(exc).__name__}: "
+                f"{exc.strerror or exc}); choose a writable folder"
+            ) from exc
+
+    def _cut_torn_tail(self) -> None:
+        """Drop a partial last line left by a kill mid-write, so the next record starts clean."""
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                try:  # complete but for its newline: keep it
+                    json.loads(data[keep:])
+                    fh.write(b"\n")
+                except ValueError:
+                    warnings.warn(f"{self.path}: dropping a torn last record "
+                                  f"({len(data) - keep} bytes)", stacklevel=3)
+                    fh.truncate(keep)
+                os.fsync(fh.fileno())
+        self._repaired = True
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Write one record as one line, flushed and fsynced; fills in schema, run_id and time."""
+        rec = {"schema": SCHEMA_VERSION, "run_id": self.run_id, "time": _now(), **_jsonable(record)}
+        if rec.get("kind") not in KINDS:
+            raise FmtbenchError(f"record kind {rec.get('kind')!r} is not one of {', '.join(KINDS)}")
+        line = json.dumps(rec, allow_nan=False, separators=(",", ":")) + "\n"
+        if not self._repaired:
+            self._cut_torn_tail()
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return rec
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every record (of `kind`, if given), in the order written; a torn last line is skipped."""
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")
+        out = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number == len(lines):  # no newline after it: a write cut short by a kill
+                    warnings.warn(f"{self.path}:{number}: skipping a torn last record", stacklevel=2)
+                    continue
+                raise FmtbenchError(f"{self.path}:{number}: corrupt record ({exc})") from exc
+            if rec.get("schema", 0) > SCHEMA_VERSION:
+                raise FmtbenchError(f"{self.path}:{number}: schema {rec['schema']} is newer than "
+                                    f"this fmtbench reads ({SCHEMA_VERSION}); upgrade fmtbench")
+            if kind is None or rec.get("kind") == kind:
+                out.append(rec)
+        return out
+
+    def done_keys(self) -> set[tuple[str, str, str, str]]:
+        """(case, dataset, workload, cache) of every unit marked done, for --resume."""
+        return {(r["case"], r["dataset"], r["workload"], r["cache"]) for r in self.records("done")}
+
+    def start_run(self, provenance: Mapping[str, Any], argv: Sequence[str], profile: str,
+                  dataset: str, dataset_digest: str | None = None) -> str:
+        """Write this run's provenance record; return its run_id."""
+        self.append({"kind": "provenance", "argv": list(argv), "profile": profile,
+                     "dataset": dataset, "dataset_digest": dataset_digest, "machine": provenance})
+        return self.run_id
+
+    def add_measurement(self, case: str, workload: str, metric: str, cache: str,
+                        values: Sequence[float], dataset: str, dataset_digest: str,
+                        extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Summarize `values` and store them; unit and direction come from the metrics table."""
+        m = lookup_metric(metric)
+        _check_cache(cache)
+        s = summarize(values)
+        return self.append({
+            "kind": "measurement", "case": case, "format": case.split("/", 1)[0],
+            "dataset": dataset, "dataset_digest": dataset_digest, "workload": workload,
+            "metric": m.name, "cache": cache, "unit": m.unit, "better": m.better,
+            "values": s.values, "median": s.median, "q1": s.q1, "q3": s.q3,
+            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "extra": dict(extra or {}),
+        })
+
+    def add_failure(self, case: str, workload: str, cache: str, error: BaseException,
+                    dataset: str | None = None) -> dict[str, Any]:
+        """Record that a unit failed: the error's type and message and the tail of its traceback."""
+        _check_cache(cache)
+        tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return self.append({
+            "kind": "failure", "case": case, "dataset": dataset, "workload": workload,
+            "cache": cache, "error": {"type": type(error).__name__, "message": str(error)},
+            "traceback": "\n".join(tb.rstrip("\n").splitlines()[-_TRACEBACK_LINES:]),
+        })
+
+    def add_skip(self, case: str, workload: str, cache: str, reason: str,
+                 dataset: str | None = None) -> dict[str, Any]:
+        """Record that a unit was skipped, and why (e.g. a missing optional library)."""
+        _check_cache(cache)
+        return self.append({"kind": "skip", "case": case, "dataset": dataset,
+                            "workload": workload, "cache": cache, "reason": reason})
+
+    def mark_done(self, case: str, dataset: str, workload: str, cache: str) -> dict[str, Any]:
+        """Mark a unit finished, so --resume skips it."""
+        _check_cache(cache)
+        return self.append({"kind": "done", "case": case, "dataset": dataset,
+                            "workload": workload, "cache": cache})
+
+
+def _check_cache(cache: str) -> None:
+    if cache not in CACHES:
+        raise FmtbenchError(f"cache {cache!r} is not one of {', '.join(CACHES)}")
