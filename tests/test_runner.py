@@ -1,0 +1,129 @@
+"""`fmtbench run`: the store's schema, bad input caught before work, resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fmtbench.datasets._base import Dataset
+from fmtbench.formats import cases
+from fmtbench.metrics import METRICS
+from fmtbench.profiles import get_profile
+from fmtbench.results import ResultStore
+from fmtbench.runner import Plan, Runner
+from conftest import make_split
+
+FAST = ["--profile", "quick", "--repeats", "2", "-d", "synthetic", "--n", "400"]
+
+
+def fmtbench(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, FMTBENCH_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "fmtbench", *args], capture_output=True, text=True,
+                          env=env, timeout=300, **kw)
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line]
+
+
+def test_quick_run_writes_a_valid_store(tmp_path):
+    out = fmtbench("run", *FAST, "-c", "npy", "-c", "sqlite", "-w", "write,scan,random",
+                   "--cache", "both", "--results", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    recs = records(tmp_path)
+    kinds = Counter(r["kind"] for r in recs)
+    assert kinds["provenance"] == 1 and kinds["failure"] == 0
+    prov = next(r for r in recs if r["kind"] == "provenance")
+    assert prov["dataset"] == "synthetic" and len(prov["dataset_digest"]) == 64
+    assert prov["machine"]["libraries"]["hdf5"] and prov["argv"]
+    ms = [r for r in recs if r["kind"] == "measurement"]
+    for r in ms:
+        assert r["schema"] == 1
+        assert r["unit"] == METRICS[r["metric"]].unit and r["better"] == METRICS[r["metric"]].better
+        assert r["q1"] <= r["median"] <= r["q3"] and r["n"] == len(r["values"])
+    got = {(r["case"], r["metric"], r["cache"]) for r in ms}
+    ran = {c.case_id for c in cases(["npy", "sqlite"], full=False)}  # a format name means its cases
+    assert {r["case"] for r in ms} == ran
+    for case in ran:
+        assert (case, "file_bytes", "n/a") in got
+        for cache in ("warm", "cold"):
+            assert (case, "scan_samples_per_s", cache) in got
+            assert (case, "random_p99_s", cache) in got
+    cold = [r for r in ms if r["cache"] == "cold" and r["metric"] == "scan_samples_per_s"]
+    assert all(max(r["extra"]["residency_before"]) < 0.05 for r in cold)  # really evicted
+    done = Counter((r["case"], r["workload"], r["cache"]) for r in recs if r["kind"] == "done")
+    assert set(done.values()) == {1} and len(done) == len(ran) * (1 + 2 + 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-w", "scan,fly"], "unknown workload 'fly'; valid: random, scan, train, write"),
+    (["-c", "parquet/rg1024-brotli"], "unknown option of parquet 'brotli'"),
+    (["-c", "nosuch/*"], "unknown case pattern"),
+])
+def test_bad_input_fails_before_any_work(tmp_path, args, message):
+    out = fmtbench("run", *FAST, *args, "--results", str(tmp_path / "r"))
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_results_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = fmtbench("run", *FAST, "-c", "npy", "--results", str(blocker / "r"))
+    assert out.returncode == 2 and str(blocker) in out.stderr
+
+
+def test_resume_after_sigkill_keeps_finished_units(tmp_path):
+    ids = ["npy", "sqlite", "csv", "parquet/rg1024-zstd"]
+    args = ["run", *FAST, *sum((["-c", i] for i in ids), []),
+            "-w", "write,scan,random", "--results", str(tmp_path)]
+    env = dict(os.environ, FMTBENCH_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "fmtbench", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = tmp_path / "results.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists() and store.read_text().count('"kind":"done"') >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed; give it more work"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {(r["case"], r["workload"], r["cache"]) for r in records(tmp_path) if r["kind"] == "done"}
+    assert before
+
+    out = fmtbench(*args, "--resume")
+    assert out.returncode == 0, out.stderr
+    recs = records(tmp_path)
+    done = Counter((r["case"], r["workload"], r["cache"]) for r in recs if r["kind"] == "done")
+    assert set(done.values()) == {1}, "a finished unit ran twice"
+    assert len(done) == len(cases(ids, full=False)) * 3
+    measured_units = Counter((r["case"], r["workload"], r["cache"], r["metric"])
+                             for r in recs if r["kind"] == "measurement")
+    assert set(measured_units.values()) == {1}
+
+
+def test_a_failing_case_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    from fmtbench.formats.npy import NpyAdapter
+
+    def broken(self, path):
+        raise OSError("simulated unreadable disk")
+
+    monkeypatch.setattr(NpyAdapter, "_open", broken)
+    ds = Dataset("synthetic", make_split(300), make_split(50, seed=1), "test data")
+    store = ResultStore(tmp_path)
+    plan = Plan(cases(["npy", "sqlite"]), ("write", "scan"), ("warm",))
+    Runner(ds, get_profile("quick"), store, tmp_path / "data").run(plan)
+    failures = store.records("failure")
+    assert {(f["case"], f["workload"]) for f in failures} == {("npy", "scan")}
+    assert "simulated unreadable disk" in failures[0]["error"]["message"]
+    assert any(r["case"] == "sqlite" and r["workload"] == "scan" for r in store.records("measurement"))
+    assert len(store.done_keys()) == 2 * len(plan.cases)
