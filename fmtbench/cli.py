@@ -197,6 +197,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
 
     from fmtbench import provenance
     from fmtbench.formats import cases
+    from fmtbench.harness import harness_overhead
     from fmtbench.profiles import get_profile
     from fmtbench.results import ResultStore
     from fmtbench.runner import Plan, Runner, check_workloads
@@ -211,8 +212,15 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     ds = _load_dataset(dataset, dataset_path, n if n is not None else profile.n)
     click.echo(f"{ds.name}: {ds.provenance}; train {len(ds.train)}, test {len(ds.test)}", err=True)
     data_dir = Path(results_dir) / "data" / f"{ds.name}-{ds.digest[:12]}"
-    store.start_run(provenance.collect(data_dir=results_dir), argv=sys.argv, profile=profile.as_dict(),
-                    dataset=ds.name, dataset_digest=ds.digest)
+    machine = provenance.collect(data_dir=results_dir)
+    overhead = harness_overhead(repeats=15)
+    machine["harness_overhead"] = {
+        "seconds_per_call": overhead.seconds_per_call, "fraction": overhead.fraction,
+        "raw_pass_median_s": overhead.raw.median, "timer_floor_s": overhead.timer_floor_s,
+        "bookkeeping_s": overhead.bookkeeping_s,
+    }
+    store.start_run(machine, argv=sys.argv, profile=profile.as_dict(), dataset=ds.name,
+                    dataset_digest=ds.digest)
     plan = Plan(chosen, chosen_workloads, caches)
     units = plan.units()
     from tqdm import tqdm
