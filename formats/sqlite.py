@@ -1,15 +1,195 @@
-"""PLACEHOLDER: being written by a helper."""
+"""SQLite: one row per sample, the image as a BLOB, read by batched primary-key queries.
+
+On disk (one ``.sqlite`` file, opens with plain ``sqlite3``; no ``-wal``/``-journal`` sidecar)::
+
+    CREATE TABLE samples (id INTEGER PRIMARY KEY, label INTEGER NOT NULL, image BLOB NOT NULL)
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+        -- rows: ('shape', '[28, 28]'), ('dtype', '|u1'), ('rows', '60000'), ('layout', '1')
+
+``id`` is the sample index (0..N-1, the rowid itself, so lookups are one B-tree descent) and
+``image`` holds the C-order bytes of one image: ``np.frombuffer(blob, dtype).reshape(shape)``.
+
+The split is written in one transaction with ``executemany``. Cases: ``sqlite`` (rollback
+journal, 4 KiB pages), ``sqlite/wal`` (written in WAL mode; afterwards the WAL is checkpointed
+and the file switched back to rollback mode, so the renamed file is self-contained and opens
+read-only without creating ``-wal``/``-shm`` files; reads are those of ``sqlite``) and
+``sqlite/page65536`` (64 KiB pages: fewer, larger pages per B-tree descent).
+
+How it reads, and why: the file is opened read-only through a ``file:...?mode=ro&immutable=1``
+URI, so a reader never creates or changes a file, and SQLite skips the file lock and change
+check it otherwise pays on every query (single-row query 18 -> 9 us here); fmtbench replaces
+files by rename and never edits one in place, so an open file cannot change. ``read(indices)``
+asks for the sorted unique ids with parameterized ``SELECT ... WHERE id IN (?, ...) ORDER BY
+id`` queries (ids per query up to SQLite's variable limit: 250000 in this build, 32766 by
+default), joins the BLOBs into one buffer that numpy views, then gathers the order asked
+(duplicates allowed); sorted unique indices skip that gather. ``scan`` walks ``ORDER BY id`` (rowid order, no sort step) with
+``fetchmany(batch_size)``.
+
+Measured on Fashion-MNIST train (60000x28x28 uint8), warm cache, a loaded 2-core machine, cases
+interleaved with Parquet's, median of 7 (compare ratios, not absolutes):
+
+    case              batch of 64 sorted   single sample   scan(1024)    write
+    sqlite            77k samples/s        0.094 ms        300k/s        0.4-0.8 s
+    sqlite/wal        79k                  0.097 ms        258k/s        1.4-1.9 s
+    sqlite/page65536  32k                  0.112 ms        349k/s        0.5-0.8 s
+
+(64 KiB pages make each random row cost a 64 KiB page read; Parquet rg1024-zstd: 0.63k/s and
+3.2 ms.)
+
+Damage: ``PRAGMA quick_check`` is not run on open (it reads the whole file, and it cannot see
+a changed BLOB anyway). A truncated file fails on the pages it lost ("database disk image is
+malformed"); opening checks the schema and ``meta``, so a file that is not ours is a clear
+FormatError. Flipped bytes inside a BLOB are not detectable: SQLite keeps no checksums.
+"""
 from __future__ import annotations
 
-from ._base import Adapter
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fmtbench.datasets._base import Split
+from fmtbench.errors import FormatError, InvalidCaseError
+
+from ._base import Adapter, Batch, Reader
+from ._options import Choice, Size
+
+SCHEMA = (
+    "CREATE TABLE samples (id INTEGER PRIMARY KEY, label INTEGER NOT NULL, image BLOB NOT NULL)",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+COLUMNS = [("id", "INTEGER", 1), ("label", "INTEGER", 0), ("image", "BLOB", 0)]
+SIDECARS = ("-journal", "-wal", "-shm")
+LAYOUT = "1"
+
+
+def _blobs_to_array(blobs: Sequence[bytes], width: int, path: Path) -> np.ndarray:
+    """One writable (n, width) uint8 array from n BLOBs, each checked to be `width` bytes."""
+    if any(len(b) != width for b in blobs):
+        raise FormatError(path, f"an image BLOB is not {width} bytes long")
+    return np.frombuffer(bytearray().join(blobs), np.uint8).reshape(len(blobs), width)
+
+
+class SqliteReader(Reader):
+    """A read-only connection; batched primary-key lookups and an ordered scan."""
+
+    def __init__(self, path: Path):
+        # immutable=1: no file locking or change checks per query; fmtbench replaces files by
+        # rename and never edits one in place, so an open file cannot change under a reader.
+        self._con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            shape, dtype, rows = self._layout(path)
+        except BaseException:
+            self.close()
+            raise
+        self._width = int(np.prod(shape)) * dtype.itemsize
+        self._chunk = self._con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        super().__init__(path, shape, dtype, rows)
+
+    def _layout(self, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+        """Check the schema and meta this adapter writes, and the id range."""
+        columns = [(c[1], c[2].upper(), c[5]) for c in self._con.execute("PRAGMA table_info(samples)")]
+        tables = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if columns != COLUMNS or "meta" not in tables:
+            raise FormatError(path, f"not an fmtbench sqlite file (tables {sorted(tables)})")
+        meta = dict(self._con.execute("SELECT key, value FROM meta"))
+        if meta.get("layout") != LAYOUT:
+            raise FormatError(path, f"unknown layout {meta.get('layout')!r} in table meta")
+        shape, dtype = tuple(int(d) for d in json.loads(meta["shape"])), np.dtype(meta["dtype"])
+        rows = int(meta["rows"])
+        lo, hi = self._con.execute("SELECT min(id), max(id) FROM samples").fetchone()
+        if (lo, hi) != ((0, rows - 1) if rows else (None, None)):
+            raise FormatError(path, f"ids {lo}..{hi} do not match the {rows} rows in meta")
+        return shape, dtype, rows
+
+    def _read(self, indices: np.ndarray) -> Batch:
+        increasing = len(indices) == 1 or bool((indices[1:] > indices[:-1]).all())
+        ids, inverse = (indices, None) if increasing else np.unique(indices, return_inverse=True)
+        labels: list[int] = []
+        blobs: list[bytes] = []
+        for start in range(0, len(ids), self._chunk):
+            part = ids[start:start + self._chunk].tolist()
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, label, image FROM samples WHERE id IN ({marks}) ORDER BY id"
+            rows = self._con.execute(sql, part).fetchall()
+            if [r[0] for r in rows] != part:
+                raise FormatError(self.path, f"{len(part) - len(rows)} of the ids asked are missing")
+            labels.extend(r[1] for r in rows)
+            blobs.extend(r[2] for r in rows)
+        images = _blobs_to_array(blobs, self._width, self.path).view(self.image_dtype)
+        images, label_array = images.reshape(-1, *self.image_shape), np.array(labels, np.int64)
+        return (images, label_array) if inverse is None else (images[inverse], label_array[inverse])
+
+    def _scan(self, batch_size: int) -> Iterator[Batch]:
+        cur = self._con.execute("SELECT label, image FROM samples ORDER BY id")
+        try:
+            while rows := cur.fetchmany(batch_size):
+                images = _blobs_to_array([r[1] for r in rows], self._width, self.path)
+                yield (images.view(self.image_dtype).reshape(-1, *self.image_shape),
+                       np.array([r[0] for r in rows], np.int64))
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None  # type: ignore[assignment]
 
 
 class SqliteAdapter(Adapter):
-    name = "sqlite"
-    suffix = ".sqlite"
+    """SQLite through the standard library: BLOB rows keyed by sample index."""
 
-    def _write(self, split, path):
-        raise NotImplementedError
+    name: ClassVar[str] = "sqlite"
+    suffix: ClassVar[str] = ".sqlite"
+    options = (
+        Choice("journal", "delete", "journal mode while writing", {"delete": "delete", "wal": "wal"}),
+        Size("page_size", 4096, "page size in bytes, a power of two in 512..65536", prefix="page"),
+    )
+    grid = ({}, {"journal": "wal"}, {"page_size": 65536})
+    representative = grid
+    detects_damage: ClassVar[frozenset[str]] = frozenset({"truncated"})
 
-    def _open(self, path):
-        raise NotImplementedError
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> None:
+        """Page sizes must be what SQLite accepts; it silently ignores any other."""
+        size = config["page_size"]
+        if not (512 <= size <= 65536 and size & (size - 1) == 0):
+            raise InvalidCaseError(f"sqlite: page size {size} is not a power of two in 512..65536")
+
+    def _write(self, split: Split, path: Path) -> None:
+        con = sqlite3.connect(path, isolation_level=None)
+        ok = False
+        try:
+            con.execute(f"PRAGMA page_size = {int(self.config['page_size'])}")
+            con.execute(f"PRAGMA journal_mode = {self.config['journal']}")
+            meta = {"shape": json.dumps(list(split.image_shape)), "dtype": split.images.dtype.str,
+                    "rows": str(len(split)), "layout": LAYOUT}
+            con.execute("BEGIN")
+            for statement in SCHEMA:
+                con.execute(statement)
+            con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+            con.executemany(
+                "INSERT INTO samples VALUES (?, ?, ?)",
+                zip(range(len(split)), split.labels.tolist(), map(memoryview, split.images)),
+            )
+            con.execute("COMMIT")
+            if self.config["journal"] == "wal":
+                # Fold the WAL into the file and leave WAL mode, so nothing lives beside it.
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                con.execute("PRAGMA journal_mode = delete")
+            ok = True
+        finally:
+            con.close()
+            left = [p for p in (path.with_name(path.name + s) for s in SIDECARS) if p.exists()]
+            for side in left if not ok else ():  # a failed write's journal dies with the temp file
+                with contextlib.suppress(FileNotFoundError):
+                    side.unlink()
+        if ok and left:
+            raise RuntimeError(f"sqlite left {[p.name for p in left]} beside {path.name}")
+
+    def _open(self, path: Path) -> Reader:
+        return SqliteReader(path)
