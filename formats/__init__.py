@@ -30,7 +30,7 @@ class Entry(NamedTuple):
 
 
 _REGISTRY = {
-    "csv": Entry("fmtbench.formats.csv:CsvAdapter", ("pandas",), "pip install pandas"),
+    "csv": Entry("fmtbench.formats.csv:CsvAdapter", (), ""),
     "hdf5": Entry("fmtbench.formats.hdf5:HDF5Adapter", ("h5py", "hdf5plugin"), "pip install 'h5py<3.15' hdf5plugin"),
     "npy": Entry("fmtbench.formats.npy:NpyAdapter", (), ""),
     "parquet": Entry("fmtbench.formats.parquet:ParquetAdapter", ("pyarrow",), "pip install pyarrow"),

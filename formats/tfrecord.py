@@ -1,15 +1,249 @@
-"""PLACEHOLDER: being written by a helper."""
+"""TFRecord: one ``tf.train.Example`` per sample, scanned in batches through ``tf.data``.
+
+On disk (``<name>.tfrecord``, plain or one GZIP stream), TFRecord framing (uint64 length, masked
+crc32c of it, data, masked crc32c of the data) around one Example per sample with features::
+
+    image  bytes       raw C-order pixels in the images' dtype
+    label  int64
+    shape  int64 list  (H, W) or (H, W, C)
+    dtype  bytes       numpy ``dtype.str`` of the pixels, e.g. b"|u1", b"<f4"
+    count  int64       first record only: how many records the file holds
+
+Open with plain TensorFlow (here (H, W) uint8 images; ``shape`` is [3] for (H, W, C))::
+
+    spec = {"image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "shape": tf.io.FixedLenFeature([2], tf.int64),
+            "dtype": tf.io.FixedLenFeature([], tf.string)}
+    ex = tf.io.parse_single_example(record, spec)
+    image = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), ex["shape"])
+
+How it reads: ``scan`` is ``TFRecordDataset -> batch -> map(parse_example, decode_raw) ->
+prefetch`` (DESIGN.md: batched parsing 335k samples/s, record by record 31k). ``read``
+uses record offsets found at open in one sequential pass, then one ``pread`` per record.
+GZIP cannot seek: its index also keeps a copy of the inflater every 1 MiB of output (zran, at
+``indexed_gzip``'s default spacing, ~40 KiB each); a sorted batch inflates once per checkpoint
+it touches. Under 128 records ``Example.FromString`` parses (7 us/record at 64, 21 with
+``tf.io.parse_example``), from there ``parse_example`` (4-6 us/record).
+
+Damage: a cut file fails at open (a record past the end, or fewer than ``count``). ``scan``
+checks record crc32c; indexed plain reads do not (TF has no public Python crc32c; pure Python
+took 180 us/record, 10x a read), so only gzip, its CRC32 trailer checked at open, catches flips.
+
+Measured on Fashion-MNIST train (60000x28x28 uint8), 2 busy cores, two runs of medians of 3:
+
+    case   size   write    index: time, memory   scan/s   random 64 sorted/s   one read
+    plain  52 MB  0.7-1 s  0.09-0.18 s, 0.96 MB  82-163k  42-102k              16 us
+    gzip   27 MB  3-6 s    0.4-0.9 s, 2.8 MB     56-85k   230-320              3-9 ms
+"""
 from __future__ import annotations
 
-from ._base import Adapter
+import functools
+import itertools
+import os
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fmtbench.datasets._base import Split
+from fmtbench.errors import FormatError
+
+from ._base import Adapter, Batch, Reader
+from ._options import Choice
+
+_HEADER, _FOOTER = 12, 4  # uint64 length + its masked crc32c; then the data's masked crc32c
+_MAX_RECORD = 1 << 31  # protobuf messages stop at 2 GiB: a longer length is a corrupt header
+_CHUNK = 1 << 16  # bytes read at a time (compressed ones, for GZIP)
+_SPACING = 1 << 20  # decompressed bytes between two inflater checkpoints
+_INFLATER = 40 * 1024  # bytes of one zlib inflate state with its 32 KiB window (tracemalloc)
+_BATCH_PARSE = 128  # from this many records on, tf.io.parse_example beats Example.FromString
+
+
+@functools.cache
+def _tf() -> Any:
+    """Import TensorFlow on first use (it takes seconds), without its INFO chatter."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    import tensorflow as tf
+    return tf
+
+
+def _spec(tf: Any) -> dict[str, Any]:
+    return {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+
+
+def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], list[tuple[int, int, Any]]]:
+    """Record data offsets and lengths in the (inflated) stream, and (in, out, inflater) checkpoints."""
+    z = zlib.decompressobj(31) if gzip else None  # 31: a gzip header and trailer
+    checkpoints = [(0, 0, z.copy())] if z else []
+    offsets: list[int] = []
+    lengths: list[int] = []
+    buf, base, cin, cout = bytearray(), 0, 0, 0  # base: stream offset of buf[0]
+    while chunk := fh.read(_CHUNK):
+        data = z.decompress(chunk) if z else chunk
+        cin, cout = cin + len(chunk) - (len(z.unused_data) if z else 0), cout + len(data)
+        buf += data
+        pos = 0
+        while len(buf) - pos >= _HEADER:
+            (n,) = struct.unpack_from("<Q", buf, pos)
+            if len(buf) - pos < _HEADER + n + _FOOTER:
+                break
+            offsets.append(base + pos + _HEADER)
+            lengths.append(n)
+            pos += _HEADER + n + _FOOTER
+        del buf[:pos]
+        base += pos
+        if len(buf) > _MAX_RECORD:
+            raise FormatError(path, f"the record at stream byte {base} claims over 2 GiB: corrupt")
+        if z and not z.eof and cout - checkpoints[-1][1] >= _SPACING:
+            checkpoints.append((cin, cout, z.copy()))
+    if z and not z.eof:
+        raise FormatError(path, "the gzip stream ends before its trailer: truncated")
+    if buf or (z and z.unused_data):
+        raise FormatError(path, f"{len(buf)} bytes after the last whole record: truncated or junk")
+    return offsets, lengths, checkpoints
+
+
+class TFRecordReader(Reader):
+    """A TFRecord file with a record index for `read` and a tf.data pipeline for `scan`."""
+
+    random_access: ClassVar[str] = "index"
+
+    def __init__(self, path: Path, gzip: bool):
+        self.path, self._gzip, self._file = Path(path), gzip, open(path, "rb")
+        try:
+            start = time.perf_counter()
+            offsets, lengths, self._checkpoints = _index(self.path, self._file, gzip)
+            seconds = time.perf_counter() - start
+            if not offsets:
+                raise FormatError(path, "no records")
+            self._offsets = np.asarray(offsets, dtype=np.int64)
+            self._lengths = np.asarray(lengths, dtype=np.int64)
+            self._marks = np.array([cp[1] for cp in self._checkpoints], dtype=np.int64)
+            first = _tf().train.Example.FromString(self._records(np.array([0]))[0]).features.feature
+            shape = tuple(first["shape"].int64_list.value)
+            dtype = np.dtype(first["dtype"].bytes_list.value[0].decode())
+            count = first["count"].int64_list.value[0]
+            if count != len(offsets) or len(shape) not in (2, 3):
+                raise FormatError(path, f"{len(offsets)} records of {shape}, the first says {count}")
+        except BaseException as exc:
+            self._file.close()
+            if isinstance(exc, IndexError):  # a feature missing from the first record
+                raise FormatError(path, f"the first record lacks dtype or count ({exc})") from exc
+            raise
+        super().__init__(path, shape, dtype, len(offsets))
+        self._nbytes = int(np.prod(shape)) * dtype.itemsize
+        self.index_seconds = seconds
+        inflaters = _INFLATER * len(self._checkpoints)
+        self.index_bytes = self._offsets.nbytes + self._lengths.nbytes + inflaters
+
+    def _records(self, rows: np.ndarray) -> list[bytes]:
+        """The serialized Examples at `rows` (sorted and unique for GZIP)."""
+        starts, lengths = self._offsets[rows].tolist(), self._lengths[rows].tolist()
+        if not self._gzip:
+            fd = self._file.fileno()
+            return [os.pread(fd, n, s) for s, n in zip(starts, lengths)]
+        which = np.searchsorted(self._marks, self._offsets[rows], side="right") - 1
+        out: list[bytes] = []
+        for k, group in itertools.groupby(zip(which.tolist(), starts, lengths), key=lambda t: t[0]):
+            spans = [(s, n) for _, s, n in group]  # rows are sorted: one inflate per checkpoint
+            cin, cout, z = self._checkpoints[k]
+            z, need, parts = z.copy(), spans[-1][0] + spans[-1][1] - cout, []
+            self._file.seek(cin)
+            while need > 0:
+                chunk = self._file.read(_CHUNK)
+                if not chunk:
+                    raise FormatError(self.path, "the gzip stream ends early: truncated")
+                parts.append(z.decompress(chunk, need))
+                need -= len(parts[-1])
+            data = b"".join(parts)
+            out.extend(data[s - cout : s - cout + n] for s, n in spans)
+        return out
+
+    def _parse(self, records: list[bytes]) -> Batch:
+        """Decode serialized Examples into an image batch and labels."""
+        tf = _tf()
+        if len(records) >= _BATCH_PARSE:
+            ex = tf.io.parse_example(records, _spec(tf))
+            raw, labels = tf.io.decode_raw(ex["image"], tf.uint8).numpy(), ex["label"].numpy()
+            return self._images(raw, len(records)), labels
+        try:
+            feats = [tf.train.Example.FromString(r).features.feature for r in records]
+            blobs = [f["image"].bytes_list.value[0] for f in feats]
+            labels = np.array([f["label"].int64_list.value[0] for f in feats], dtype=np.int64)
+        except IndexError as exc:  # a feature missing from a record
+            raise FormatError(self.path, f"a record lacks image or label: {exc}") from exc
+        if any(len(b) != self._nbytes for b in blobs):
+            raise FormatError(self.path, f"an image is not {self._nbytes} bytes")
+        return self._images(np.frombuffer(b"".join(blobs), dtype=np.uint8), len(records)), labels
+
+    def _images(self, raw: np.ndarray, n: int) -> np.ndarray:
+        if raw.size != n * self._nbytes:
+            raise FormatError(self.path, f"{raw.size} image bytes for {n} records of {self._nbytes}")
+        return raw.reshape(-1).view(self.image_dtype).reshape(n, *self.image_shape)
+
+    def _read(self, indices: np.ndarray) -> Batch:
+        if not self._gzip:  # one pread per index in the order asked, duplicates read twice
+            return self._parse(self._records(indices))
+        rows, inverse = np.unique(indices, return_inverse=True)
+        images, labels = self._parse(self._records(rows))
+        return images[inverse], labels[inverse]
+
+    def _scan(self, batch_size: int) -> Iterator[Batch]:
+        tf = _tf()
+
+        def decode(batch: Any) -> tuple[Any, Any]:
+            ex = tf.io.parse_example(batch, _spec(tf))
+            return tf.io.decode_raw(ex["image"], tf.uint8), ex["label"]
+
+        ds = tf.data.TFRecordDataset(str(self.path), compression_type="GZIP" if self._gzip else "")
+        ds = ds.batch(batch_size).map(decode).prefetch(tf.data.AUTOTUNE)
+        for raw, labels in ds.as_numpy_iterator():
+            yield self._images(raw, len(labels)), labels
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class TFRecordAdapter(Adapter):
-    name = "tfrecord"
-    suffix = ".tfrecord"
+    """TensorFlow TFRecord of tf.train.Example, plain or GZIP."""
 
-    def _write(self, split, path):
-        raise NotImplementedError
+    name: ClassVar[str] = "tfrecord"
+    suffix: ClassVar[str] = ".tfrecord"
+    options = (Choice("compression", "none", "record compression", {"none": "none", "gzip": "gzip"}),)
+    grid = ({}, {"compression": "gzip"})
+    representative = ({}, {"compression": "gzip"})
+    random_access: ClassVar[str] = "index"
+    detects_damage: ClassVar[frozenset[str]] = frozenset({"truncated"})
 
-    def _open(self, path):
-        raise NotImplementedError
+    def detects(self, damage: str) -> bool:
+        """GZIP's trailer also catches flipped bytes; plain indexed reads skip record CRCs."""
+        gzip = self.config["compression"] == "gzip"
+        return damage in self.detects_damage or (gzip and damage == "flipped")
+
+    def _write(self, split: Split, path: Path) -> None:
+        if len(split) == 0:
+            raise ValueError("tfrecord keeps shape and dtype in its records: cannot write no samples")
+        tf = _tf()
+        ex = tf.train.Example()  # one message refilled per sample: 5x faster than building each
+        feature = ex.features.feature
+        feature["shape"].int64_list.value.extend(split.image_shape)
+        feature["dtype"].bytes_list.value.append(split.images.dtype.str.encode())
+        feature["count"].int64_list.value.append(len(split))
+        image, label = feature["image"].bytes_list.value, feature["label"].int64_list.value
+        image.append(b"")
+        label.append(0)
+        gzip = self.config["compression"] == "gzip"
+        options = tf.io.TFRecordOptions(compression_type="GZIP" if gzip else "")
+        with tf.io.TFRecordWriter(str(path), options) as w:
+            for img, lab in zip(split.images, split.labels.tolist()):
+                image[0], label[0] = img.tobytes(), lab
+                w.write(ex.SerializeToString())
+                feature.pop("count", None)  # the first record only
+
+    def _open(self, path: Path) -> Reader:
+        return TFRecordReader(path, self.config["compression"] == "gzip")

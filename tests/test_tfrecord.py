@@ -1,0 +1,126 @@
+"""TFRecord quirks: plain-TF decoding with the documented spec, real GZIP, the record index."""
+from __future__ import annotations
+
+import gzip
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import make_split
+from fmtbench.errors import FormatError
+from fmtbench.formats import get_case
+
+
+@pytest.fixture(scope="module")
+def tf():
+    return pytest.importorskip("tensorflow")
+
+
+def write(case_id, tmp_path, split):
+    case = get_case(case_id)
+    return case, case.write(split, case.default_path(tmp_path)).path
+
+
+def record_starts(data: bytes) -> list[int]:
+    """Byte offsets of every record's frame (length, crc, data, crc)."""
+    starts, pos = [], 0
+    while pos < len(data):
+        starts.append(pos)
+        pos += 16 + struct.unpack_from("<Q", data, pos)[0]
+    return starts
+
+
+def test_listing_cases_does_not_import_tensorflow():
+    code = "import sys, fmtbench.formats as f; f.cases(['tfrecord']); print('tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "False\n"
+
+
+@pytest.mark.parametrize("cid", ["tfrecord", "tfrecord/gzip"])
+def test_records_parse_with_plain_tensorflow_and_the_documented_spec(tmp_path, cid, tf):
+    split = make_split(n=40, shape=(6, 5, 3), seed=2)
+    _, path = write(cid, tmp_path, split)
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "shape": tf.io.FixedLenFeature([3], tf.int64),
+        "dtype": tf.io.FixedLenFeature([], tf.string),
+    }
+    compression = "GZIP" if cid.endswith("gzip") else ""
+    records = list(tf.data.TFRecordDataset(str(path), compression_type=compression))
+    assert len(records) == len(split)
+    for i in (0, 1, 39):
+        ex = tf.io.parse_single_example(records[i], spec)
+        image = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), ex["shape"]).numpy()
+        np.testing.assert_array_equal(image, split.images[i])
+        assert ex["label"].numpy() == split.labels[i] and ex["dtype"].numpy() == b"|u1"
+    first, second = (tf.train.Example.FromString(r.numpy()).features.feature for r in records[:2])
+    assert list(first["count"].int64_list.value) == [40] and "count" not in second  # record 0 only
+
+
+def test_gzip_case_is_one_gzip_stream_of_the_plain_bytes(tmp_path, split):
+    _, plain = write("tfrecord", tmp_path, split)
+    _, packed = write("tfrecord/gzip", tmp_path, split)
+    data = packed.read_bytes()
+    assert data[:2] == b"\x1f\x8b" and len(data) < plain.stat().st_size
+    assert gzip.decompress(data) == plain.read_bytes()
+
+
+def test_index_cost_is_reported(tmp_path, split):
+    for cid in ("tfrecord", "tfrecord/gzip"):
+        case, path = write(cid, tmp_path, split)
+        with case.open(path) as r:
+            assert r.index_seconds > 0
+            inflaters = 40 * 1024 if cid.endswith("gzip") else 0  # one checkpoint: 300 records < 1 MiB
+            assert r.index_bytes == len(split) * 16 + inflaters
+
+
+def test_gzip_reads_across_many_checkpoints(tmp_path, split, monkeypatch):
+    from fmtbench.formats import tfrecord
+
+    monkeypatch.setattr(tfrecord, "_CHUNK", 512)  # checkpoints fall between compressed chunks
+    monkeypatch.setattr(tfrecord, "_SPACING", 3000)  # about every 3 records: batches span many
+    case, path = write("tfrecord/gzip", tmp_path, split)
+    idx = np.random.default_rng(5).choice(len(split), 200)  # unsorted, duplicates, > _BATCH_PARSE
+    with case.open(path) as r:
+        assert len(r._checkpoints) > 50
+        for chosen in (idx, idx[:9], [len(split) - 1], [0]):
+            images, labels = r.read(chosen)
+            np.testing.assert_array_equal(images, split.images[chosen])
+            np.testing.assert_array_equal(labels, split.labels[chosen])
+
+
+def test_plain_file_cut_at_a_record_boundary_is_caught_by_the_count(tmp_path, split):
+    case, path = write("tfrecord", tmp_path, split)
+    data = path.read_bytes()
+    path.write_bytes(data[: record_starts(data)[10]])  # exactly ten whole records
+    with pytest.raises(FormatError, match="10 records of .* the first says 300"):
+        case.open(path)
+
+
+def test_plain_scan_checks_record_crcs_but_indexed_reads_do_not(tmp_path, split):
+    case, path = write("tfrecord", tmp_path, split)
+    data = bytearray(path.read_bytes())
+    data[record_starts(data)[5] + 500] ^= 0x01  # one bit inside the image of record 5
+    path.write_bytes(bytes(data))
+    with case.open(path) as r:
+        assert r.read([5])[0].shape == (1, 28, 28)  # documented: no crc32c on indexed reads
+        with pytest.raises(FormatError, match="DataLossError"):
+            list(r.scan(64))
+    assert not case.detects("flipped") and get_case("tfrecord/gzip").detects("flipped")
+
+
+def test_other_dtypes_round_trip(tmp_path):
+    split = make_split(n=30, shape=(4, 3), seed=1, dtype=np.float32)
+    case, path = write("tfrecord", tmp_path, split)
+    with case.open(path) as r:
+        np.testing.assert_array_equal(r.read(np.arange(30))[0], split.images)
+        assert r.image_dtype == np.float32
+
+
+def test_empty_split_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no samples"):
+        write("tfrecord", tmp_path, make_split(n=0))
