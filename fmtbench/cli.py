@@ -205,7 +205,9 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     profile = get_profile(profile_name)
     if repeats:
         profile = dataclasses.replace(profile, repeats=repeats)
-    caches = profile.caches if cache is None else ("warm", "cold") if cache == "both" else (cache,)
+    if cache:
+        profile = dataclasses.replace(profile, caches=("warm", "cold") if cache == "both" else (cache,))
+    caches = profile.caches
     chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()])
     chosen = cases(case_patterns or None, full=profile.full_grid)
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
@@ -257,6 +259,11 @@ def summary_table(store) -> str:
         cells = [f"{vals[k] * f:>10.4g}" if k in vals else f"{'-':>10}" for k, _, f in cols]
         lines.append(f"{case:<{width}} " + " ".join(cells))
     return "\n".join(lines + failures)
+
+
+from fmtbench.reports.cli import report_cmd  # noqa: E402  (light: jinja2 loads on use)
+
+main.add_command(report_cmd)
 
 
 def run() -> None:

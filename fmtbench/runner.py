@@ -74,6 +74,9 @@ class Runner:
         common = dict(case=case_id, workload=workload, cache=cache, dataset=self.ds.name)
         try:
             observations = body()
+            for ob in observations:
+                if not ob.values:
+                    raise ValueError(f"{label}: metric {ob.metric} produced no values")
         except Exception as exc:  # recorded, and the run goes on
             self.store.add_failure(**common, error=exc)
         else:

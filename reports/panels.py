@@ -1,0 +1,200 @@
+"""View models of the report's panels: HDF5 maps, training, warm vs cold, and the two-store comparison."""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from fmtbench.metrics import METRICS
+
+from . import hdf5grid, svg
+from .analysis import PREFERRED_CACHES, Frame, case_sort_key, goodness, not_cold
+from .compare import Comparison
+from .load import BASELINE
+from .units import label, scale_for, times
+
+MAP_METRICS = ("file_bytes", "scan_mb_per_s", "random_p50_s")
+CACHE_METRICS = ("random_p50_s", "batch_sorted_samples_per_s", "scan_mb_per_s")
+WARM_COLD = ("scan_samples_per_s", "random_p50_s", "random_p99_s", "batch_unsorted_samples_per_s")
+NOT_MEASURED = "not measured in this run"
+
+
+def _why_missing(frame: Frame, fmt: str) -> str:
+    probs = [p for p in frame.problems if p.case.split("/", 1)[0] == fmt]
+    return NOT_MEASURED + (f" ({probs[0].case}: {probs[0].kind} — {probs[0].reason})" if probs else "")
+
+
+def _cache_text(value: Any) -> str:
+    if value is None:
+        return "library default"
+    if isinstance(value, int) and value >= 2**20 and value % 2**20 == 0:
+        return f"{value >> 20} MiB"
+    return scale_for("bytes", [value]).text(value, True) if isinstance(value, int) else str(value)
+
+
+def hdf5(frame: Frame, chunk_cache: dict | None) -> dict[str, Any]:
+    """Chunk x compression heatmaps per shuffle setting, and the effect of the chunk-cache size."""
+    lays = hdf5grid.layouts(frame)
+    unknown = [c for c in frame.cases() if c.startswith("hdf5") and c not in lays and
+               any(r.case == c for r in frame.rows)]
+    out: dict[str, Any] = {"maps": [], "cache": [], "unknown": unknown, "default_cache": chunk_cache}
+    if not lays:
+        out["missing"] = _why_missing(frame, "hdf5")
+        return out
+    for shuffle, grid in hdf5grid.maps(lays).items():
+        rows = sorted({k[0] for k in grid}, key=lambda r: hdf5grid.chunk_order(
+            next(lay.chunk for lay in lays.values() if lay.chunk_label == r)))
+        cols = sorted({k[1] for k in grid}, key=hdf5grid.compression_order)
+        charts = []
+        for metric in MAP_METRICS:
+            vals = {k: frame.median(c, metric) for k, c in grid.items()}
+            sc = scale_for(METRICS[metric].unit, vals.values())
+            cells = {k: (v, sc.text(v)) for k, v in vals.items() if v is not None}
+            if cells:
+                title = f"{METRICS[metric].label} ({sc.unit.strip()}) — shuffle: {shuffle}"
+                charts.append({"title": title, "svg": svg.heatmap(rows, cols, cells, METRICS[metric].better,
+                                                                  title, "chunk", "compression")})
+        out["maps"].append({"shuffle": shuffle, "charts": charts, "cases": f"{len(grid)} case{'s' * (len(grid) > 1)}"})
+    groups = hdf5grid.cache_groups(lays)
+    for metric in CACHE_METRICS if groups else ():
+        labels, values = [], []
+        for name, members in groups.items():
+            for cache, case in members:
+                labels.append(f"{name} · cache {_cache_text(cache)}")
+                values.append(frame.median(case, metric))
+        if any(v is not None for v in values):
+            sc = scale_for(METRICS[metric].unit, values)
+            out["cache"].append({"title": f"{METRICS[metric].label} by chunk-cache size", "svg": svg.bars(
+                labels, [(metric, [sc.value(v) for v in values])], label(metric, sc),
+                f"{METRICS[metric].label} by chunk-cache size",
+                texts=[[sc.text(v, True) for v in values]])})
+    return out
+
+
+def training(frame: Frame) -> dict[str, Any]:
+    """Epoch time against the in-memory baseline, data-wait share, weights check, native pipeline."""
+    cases = [c for c in frame.cases() if frame.get(c, "epoch_s") or frame.get(c, "native_samples_per_s")]
+    base = frame.get(BASELINE, "epoch_s")
+    out: dict[str, Any] = {"charts": [], "rows": [], "baseline": None}
+    if not cases:
+        out["missing"] = NOT_MEASURED + (" (only the in-memory baseline was trained)" if base else "")
+        return out
+    s = scale_for("s", [frame.median(c, "epoch_s") for c in cases] + [base.median if base else None])
+    if base is not None:
+        out["baseline"] = {"epoch": s.text(base.median, True),
+                           "rate": scale_for("samples/s", [frame.median(BASELINE, "train_samples_per_s")])
+                           .text(frame.median(BASELINE, "train_samples_per_s"), True),
+                           "digest": (base.extra.get("weights_digest") or "")[:12]}
+    rates = scale_for("samples/s", [frame.median(c, m) for c in cases for m in ("train_samples_per_s",
+                                                                                "native_samples_per_s")])
+    matches = []
+    for c in cases:
+        ep = frame.get(c, "epoch_s")
+        match = ep.extra.get("weights_match_baseline") if ep else None
+        matches.append(match)
+        wait = frame.median(c, "data_wait_share")
+        vs = ep.median / base.median if ep and base and base.median else None
+        out["rows"].append({
+            "case": c, "epoch": s.text(ep.median if ep else None, True), "vs": f"×{vs:.2f}" if vs else "–",
+            "rate": rates.text(frame.median(c, "train_samples_per_s"), True),
+            "wait": "–" if wait is None else f"{wait:.0%}",
+            "loss": _plain(frame.median(c, "final_loss")), "acc": _plain(frame.median(c, "final_accuracy")),
+            "match": match, "digest": ((ep.extra.get("weights_digest") or "") if ep else "")[:8],
+            "native": rates.text(frame.median(c, "native_samples_per_s"), True)})
+    out["identical"] = sum(m is True for m in matches)
+    out["differ"] = [c for c, m in zip(cases, matches) if m is False]
+    out["unchecked"] = sum(m is None for m in matches)
+    timed = [c for c in cases if frame.get(c, "epoch_s")]
+    if timed:
+        vals = [s.value(frame.median(c, "epoch_s")) for c in timed]
+        ref = (s.value(base.median), f"in memory {s.text(base.median, True)}") if base else None
+        out["charts"].append({"title": "Epoch time", "svg": svg.bars(
+            timed, [("epoch", vals)], label("epoch_s", s), "Epoch time against the in-memory baseline",
+            ref=ref, texts=[[s.text(frame.median(c, "epoch_s"), True) for c in timed]])})
+        waits = [frame.median(c, "data_wait_share") for c in timed]
+        if any(w is not None for w in waits):
+            out["charts"].append({"title": "Data-wait share", "svg": svg.bars(
+                timed, [("data wait", [None if w is None else 100 * w for w in waits])],
+                label("data_wait_share", scale_for("fraction", [])), "Share of step time waiting for data", log=False,
+                texts=[["–" if w is None else f"{w:.1%}" for w in waits]])})
+    native = [c for c in cases if frame.get(c, "native_samples_per_s")]
+    if native:
+        series = [("model.fit, shared order", [rates.value(frame.median(c, "train_samples_per_s")) for c in native]),
+                  ("native pipeline", [rates.value(frame.median(c, "native_samples_per_s")) for c in native])]
+        out["charts"].append({"title": "Native pipelines", "svg": svg.bars(
+            native, series, f"samples/s ({rates.unit.strip()}, higher is better →)",
+            "Training input vs each format's native pipeline")})
+    return out
+
+
+def _plain(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4g}"
+
+
+def warm_cold(frame: Frame) -> dict[str, Any]:
+    """Each read metric measured with both caches, side by side, with how much slower cold is."""
+    metrics = [m for m in WARM_COLD if any(frame.get(c, m, "warm") and frame.get(c, m, "cold")
+                                          for c in frame.cases())]
+    if not metrics:
+        return {"missing": NOT_MEASURED + " (cold-cache runs need --cache both or cold)", "rows": [], "charts": []}
+    scales = {m: scale_for(METRICS[m].unit, [r.median for r in frame.rows if r.metric == m]) for m in metrics}
+    rows = []
+    for c in frame.cases():
+        cells, res, why = [], [], None
+        for m in metrics:
+            w, k = frame.get(c, m, "warm"), frame.get(c, m, "cold")
+            if not (w and k and w.median and k.median):
+                cells.append({"warm": "–", "cold": "–", "change": "–"})
+                continue
+            g = goodness(m, k.median, w.median)
+            cells.append({"warm": scales[m].text(w.median), "cold": scales[m].text(k.median),
+                          "change": f"{times(g)} slower" if g >= 1 else f"{times(1 / g)} faster"})
+            res += [x for x in k.extra.get("residency_before") or [] if x is not None]
+            why = why or not_cold(k)
+        if any(cell["warm"] != "–" for cell in cells):
+            rows.append({"case": c, "cells": cells, "residency": f"{statistics.median(res):.0%}" if res else "–",
+                         "not_cold": why})
+    charts = []
+    for m in ("scan_samples_per_s", "random_p50_s"):
+        cs = [c for c in frame.cases() if frame.get(c, m, "warm") and frame.get(c, m, "cold")]
+        if cs:
+            sc = scales[m]
+            charts.append({"title": f"{METRICS[m].label}: warm vs cold", "svg": svg.bars(
+                cs, [(cache, [sc.value(frame.median(c, m, cache)) for c in cs]) for cache in ("warm", "cold")],
+                label(m, sc), f"{METRICS[m].label}: warm vs cold page cache")})
+    columns = [{"label": METRICS[m].label, "unit": scales[m].unit.strip()} for m in metrics]
+    return {"rows": rows, "charts": charts, "columns": columns, "not_cold": [(r["case"], r["not_cold"]) for r in rows if r["not_cold"]]}
+
+
+def comparison(cmp: Comparison | None) -> dict[str, Any] | None:
+    """Per-case ratios (new / old) as a matrix with flagged cells, plus the flagged changes as a list."""
+    if cmp is None:
+        return None
+    cols = sorted({(c.metric, c.cache) for c in cmp.changes},
+                  key=lambda k: (list(METRICS).index(k[0]), PREFERRED_CACHES.index(k[1])))
+    index = {(c.case, c.metric, c.cache): c for c in cmp.changes}
+    matrix = []
+    for case in sorted({c.case for c in cmp.changes}, key=case_sort_key):
+        cells = []
+        for metric, cache in cols:
+            ch = index.get((case, metric, cache))
+            if ch is None:
+                cells.append({"text": "", "flag": "", "title": "", "v": ""})
+                continue
+            sc = scale_for(ch.unit, [ch.old, ch.new])
+            cells.append({"text": "–" if ch.ratio is None else f"×{ch.ratio:.2f}", "flag": ch.flag,
+                          "v": "" if ch.ratio is None else ch.ratio,
+                          "title": f"{case} {METRICS[metric].label} ({cache}): {sc.text(ch.old, True)} → "
+                                   f"{sc.text(ch.new, True)}; {ch.flag or 'within noise'} ({ch.basis})"})
+        matrix.append({"case": case, "cells": cells})
+    flagged = []
+    for ch in cmp.flagged():
+        sc = scale_for(ch.unit, [ch.old, ch.new])
+        flagged.append({"case": ch.case, "metric": METRICS[ch.metric].label, "cache": ch.cache,
+                        "old": sc.text(ch.old, True), "new": sc.text(ch.new, True),
+                        "ratio": "–" if ch.ratio is None else times(ch.ratio), "flag": ch.flag,
+                        "basis": ch.basis})
+    return {"old": cmp.old_label, "new": cmp.new_label, "warnings": cmp.warnings, "only_old": cmp.only_old,
+            "only_new": cmp.only_new, "flagged": flagged, "n": len(cmp.changes), "matrix": matrix,
+            "columns": [{"label": METRICS[m].label, "cache": c, "better": METRICS[m].better} for m, c in cols],
+            "better": sum(c.flag == "better" for c in cmp.changes),
+            "worse": sum(c.flag == "worse" for c in cmp.changes)}

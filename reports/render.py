@@ -1,0 +1,107 @@
+"""Render result stores into one self-contained HTML page, plus the table as CSV and JSON beside it."""
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import panels, sections
+from .analysis import Frame, datasets, frame
+from .claims import check_claims
+from .compare import compare
+from .load import Results, load
+from .recommend import recommend
+
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_OUTPUT = Path("reports") / "fmtbench-report.html"
+CSV_FIELDS = ("case", "format", "dataset", "digest", "workload", "metric", "cache", "median", "q1", "q3",
+              "ci_low", "ci_high", "n", "unit", "better", "config", "extra", "run_id", "source")
+
+
+@dataclass
+class Written:
+    """Paths of what was written, the page size and how long rendering took."""
+
+    html: Path
+    csv: Path
+    json: Path
+    html_bytes: int
+    seconds: float
+
+
+def context(results: Results, dataset: str | None = None, argv: list[str] | None = None) -> dict[str, Any]:
+    """Everything the template shows, computed from the results (and a comparison when two stores are given)."""
+    fr = frame(results, dataset)
+    others = [f"{n} ({(d or '')[:12]})" for n, d in datasets(results) if (n, d) != (fr.dataset, fr.digest)]
+    cmp = None
+    if len(results.sources) == 2:
+        old, new = (frame(load([s]), fr.dataset) for s in results.sources)
+        cmp = compare(old, new, results.sources[0], results.sources[1])
+    prov = sections.provenance(results)
+    cc = next((p["chunk_cache"] for p in reversed(prov) if p["chunk_cache"]), None)
+    return {
+        "header": sections.header(results, fr, others), "table": sections.table(fr),
+        "fronts": sections.fronts(fr), "hdf5": panels.hdf5(fr, cc), "training": panels.training(fr),
+        "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr), "claims": check_claims(fr),
+        "comparison": panels.comparison(cmp), "problems": sections.problems(fr), "provenance": prov,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(argv) if argv else None, "frame": fr,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> Any:
+    """The compiled page template (compiling takes a few tenths of a second: once per process)."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["svg"] = lambda s: Markup(s) if s else ""  # svg.py escapes every text it draws
+    env.globals["css"] = Markup((TEMPLATES / "report.css").read_text(encoding="utf-8"))
+    env.globals["js"] = Markup((TEMPLATES / "sort.js").read_text(encoding="utf-8"))
+    return env.get_template("report.html.j2")
+
+
+def render_html(ctx: dict[str, Any]) -> str:
+    """The page: a jinja2 template with autoescape on; charts are SVG built (and escaped) by svg.py."""
+    return _template().render(**ctx)
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def export(fr: Frame, ctx: dict[str, Any], csv_path: Path, json_path: Path) -> None:
+    """The table (one row per case, metric and cache) as CSV, and with the verdicts as JSON."""
+    rows = [r.as_dict() for r in fr.rows]
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
+    doc = {"dataset": fr.dataset, "digest": fr.digest, "rows": rows,
+           "problems": [asdict(p) for p in fr.problems],
+           "recommendations": [asdict(r) for r in ctx["recommendations"]],
+           "claims": [asdict(c) for c in ctx["claims"]]}
+    json_path.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
+
+
+def write_report(paths: list[str | os.PathLike[str]], output: str | os.PathLike[str] = DEFAULT_OUTPUT,
+                 dataset: str | None = None, argv: list[str] | None = None) -> Written:
+    """Load the stores, render the page to `output` and the CSV/JSON exports beside it."""
+    t0 = time.perf_counter()
+    results = load(list(paths))
+    ctx = context(results, dataset, argv)
+    html = render_html(ctx)
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
+    export(ctx["frame"], ctx, csv_path, json_path)
+    return Written(out, csv_path, json_path, out.stat().st_size, time.perf_counter() - t0)

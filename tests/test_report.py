@@ -1,0 +1,276 @@
+"""The trade-off report: loading, fronts, best per column, recommendations, claims, comparison, escaping."""
+from __future__ import annotations
+
+import csv
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from fmtbench.reports import analysis, claims, load, recommend, render, svg
+from fmtbench.reports.analysis import Frame, best_per_column, frame, pareto_front
+from fmtbench.reports.compare import compare
+from fmtbench.results import ResultStore
+
+pytest.importorskip("jinja2")
+
+N = 60000
+DS, DIGEST = "synthetic", "d" * 64
+# case: file MiB, write s, scan samples/s, random p50 s, random batch samples/s, train samples/s, data wait
+CASES = {
+    "npy": (47, 0.05, 9e6, 15e-6, 2e6, 60e3, 0.02),
+    "csv": (120, 4.0, 5e4, 4e-3, 3e3, 2.5e3, 0.9),
+    "parquet/rg1024-zstd": (9, 1.2, 2.5e6, 7.5e-4, 12e3, 9e3, 0.5),
+    "parquet/rgall-snappy": (12, 0.5, 3e6, 3.9e-2, 1.9e3, 1.5e3, 0.95),
+    "sqlite": (50, 1.0, 4e5, 1.5e-4, 3e4, 20e3, 0.3),
+    "sqlite/wal": (50, 1.1, 3.8e5, 1.6e-4, 2.9e4, 19e3, 0.3),
+    "tfrecord": (55, 2.0, 1.2e6, 6e-6, 3e5, 45e3, 0.05),
+    "hdf5": (47, 0.08, 5e6, 3e-5, 9e4, 50e3, 0.04),
+    "hdf5/chunk64": (47.1, 0.1, 4e6, 4e-5, 8e4, 48e3, 0.05),
+    "hdf5/chunk1024": (47.05, 0.09, 4.5e6, 9e-5, 6e4, 46e3, 0.06),
+    "hdf5/chunk64-gzip4": (10, 1.5, 6e5, 2e-4, 2e4, 15e3, 0.4),
+    "hdf5/chunk1024-gzip4": (9, 1.3, 7e5, 1.6e-3, 5e3, 4e3, 0.8),
+    "hdf5/chunk64-lzf": (14, 0.4, 1.5e6, 8e-5, 4e4, 30e3, 0.2),
+    "hdf5/chunk1024-lzf": (13, 0.35, 1.8e6, 7e-4, 9e3, 8e3, 0.6),
+    "hdf5/chunk64-gzip4-shuffle": (8.5, 1.6, 5.5e5, 2.1e-4, 1.9e4, 14e3, 0.4),
+    "hdf5/chunk1024-gzip4-shuffle": (8, 1.4, 6.5e5, 1.7e-3, 4.8e3, 3.9e3, 0.8),
+    "hdf5/chunk1024-gzip4-cache64m": (9, 1.3, 7.2e5, 1.2e-4, 2.4e5, 30e3, 0.2),
+    "hdf5/chunk64-blosczstd-bitshuffle": (7.5, 0.3, 2e6, 6e-5, 5e4, 35e3, 0.15),
+    "hdf5/chunk64-fletcher32": (47.2, 0.12, 3.8e6, 4.2e-5, 7.8e4, 47e3, 0.05),
+}
+SKIPPED = ("tfrecord/gzip", "random", "GZIP-compressed TFRecord cannot seek: no random access")
+
+
+def _values(rng, median: float, n: int, noise: float) -> list[float]:
+    return list(median * (1 + noise * rng.standard_normal(n)))
+
+
+def build_store(folder, **kw) -> ResultStore:
+    """A store shaped like a real default run: write, scan and random (warm and cold), train, a skip."""
+    with mock.patch("fmtbench.results.os.fsync"):  # durability is not under test here; fsyncs cost seconds
+        return _build_store(folder, **kw)
+
+
+def _build_store(folder, *, speed: float = 1.0, seed: int = 0, cases=CASES, dataset: str = DS,
+                 cold: bool = True, train: bool = True, mismatch: tuple[str, ...] = ()) -> ResultStore:
+    rng = np.random.default_rng(seed)
+    store = ResultStore(folder)
+    store.start_run({"cpu_model": "Test CPU", "logical_cores": 4, "memory_total_bytes": 16 << 30,
+                     "libraries": {"h5py": "3.14.0", "hdf5": "1.14.6", "numpy": np.__version__},
+                     "hdf5_chunk_cache": {"rdcc_nslots": 521, "rdcc_nbytes": 1 << 20, "rdcc_w0": 0.75}},
+                    ["fmtbench", "run", "-p", "default"], {"name": "default", "repeats": 5}, dataset, DIGEST)
+    add = lambda case, wl, metric, cache, vals, extra=None: store.add_measurement(  # noqa: E731
+        case, wl, metric, cache, vals, dataset, DIGEST, extra)
+    if train:
+        add("memory", "train", "epoch_s", "warm", _values(rng, N / 70e3, 2, 0.01), {"weights_digest": "ab" * 32})
+        add("memory", "train", "train_samples_per_s", "warm", _values(rng, 70e3, 2, 0.01))
+    for case, (mib, write, scan, p50, batch, rate, wait) in cases.items():
+        add(case, "write", "write_s", "n/a", _values(rng, write, 3, 0.02), {"rows": N})
+        add(case, "write", "file_bytes", "n/a", [mib * 2**20])
+        add(case, "write", "compression_ratio", "n/a", [47.0 / mib])
+        for cache in ("warm", "cold") if cold else ("warm",):
+            slow = (1 if cache == "warm" else 2.5) / speed
+            extra = {"k": 1000, "read_bytes": [0 if cache == "warm" else 40_000] * 5,
+                     "residency_before": [1.0 if cache == "warm" else 0.0] * 5}
+            add(case, "scan", "scan_samples_per_s", cache, _values(rng, scan / slow, 5, 0.02), extra)
+            add(case, "scan", "scan_mb_per_s", cache, _values(rng, scan / slow * 785e-6, 5, 0.02), extra)
+            add(case, "random", "random_p50_s", cache, _values(rng, p50 * slow, 5, 0.02), extra)
+            add(case, "random", "random_p99_s", cache, _values(rng, p50 * slow * 3, 5, 0.05), extra)
+            add(case, "random", "batch_unsorted_samples_per_s", cache, _values(rng, batch / slow, 5, 0.02))
+        if train:
+            match = {"weights_digest": "cd" * 32 if case in mismatch else "ab" * 32,
+                     "weights_match_baseline": case not in mismatch}
+            add(case, "train", "epoch_s", "warm", _values(rng, N / rate / speed, 2, 0.01), match)
+            add(case, "train", "train_samples_per_s", "warm", _values(rng, rate * speed, 2, 0.01), match)
+            add(case, "train", "data_wait_share", "warm", _values(rng, wait, 2, 0.01), match)
+            add(case, "train", "final_accuracy", "warm", [0.9123], match)
+            if case in ("tfrecord", "hdf5"):
+                add(case, "train", "native_samples_per_s", "warm", _values(rng, 4 * rate, 1, 0), {"order_identical": False})
+    store.add_skip(SKIPPED[0], SKIPPED[1], "warm", SKIPPED[2], dataset=dataset)
+    return store
+
+
+def _frame(tmp_path, **kw) -> Frame:
+    build_store(tmp_path / "s", **kw)
+    return frame(load.load([tmp_path / "s"]))
+
+
+def test_load_normalizes_rows_and_keeps_only_unresolved_problems(tmp_path):
+    store = ResultStore(tmp_path)
+    store.add_failure("csv", "scan", "warm", ValueError("bad row 3"), dataset=DS)
+    store.add_skip("sqlite", "scan", "warm", "no sqlite", dataset=DS)
+    store.add_measurement("sqlite", "scan", "scan_samples_per_s", "warm", [1.0, 2.0, 3.0], DS, DIGEST)
+    res = load.load([tmp_path])
+    (row,) = res.rows
+    assert (row.case, row.better, row.unit, row.median, row.q1, row.q3) == ("sqlite", "higher", "samples/s", 2.0, 1.5, 2.5)
+    assert [(p.kind, p.case, p.reason) for p in res.problems] == [("failure", "csv", "ValueError: bad row 3")]
+
+
+def test_pareto_front_drops_dominated_points_with_directions_from_the_metrics_table():
+    pts = {"small-slow": (1.0, 100.0), "big-fast": (2.0, 200.0), "big-middling": (3.0, 150.0)}
+    # file size lower is better, scan throughput higher is better: big-middling is beaten by big-fast
+    assert pareto_front(pts, ("file_bytes", "scan_samples_per_s")) == ["small-slow", "big-fast"]
+    # same numbers as a latency (lower is better): small-slow now beats both
+    assert pareto_front(pts, ("file_bytes", "random_p99_s")) == ["small-slow"]
+
+
+def test_best_per_column_follows_direction_excludes_baseline_and_ignores_flat_columns(tmp_path):
+    fr = _frame(tmp_path)
+    best = best_per_column(fr)
+    assert best[("file_bytes", "n/a")] == {"hdf5/chunk64-blosczstd-bitshuffle"}
+    assert best[("scan_samples_per_s", "warm")] == {"npy"}
+    assert best[("random_p50_s", "warm")] == {"tfrecord"}
+    assert best[("train_samples_per_s", "warm")] == {"npy"}  # the in-memory baseline (70k/s) is not a case
+    flat = Frame(DS, DIGEST, [r for r in fr.rows if r.metric == "compression_ratio"][:1] * 2)
+    assert ("compression_ratio", "n/a") not in best_per_column(flat)
+
+
+def test_recommendations_come_from_the_data(tmp_path):
+    fr = _frame(tmp_path, mismatch=("npy",))  # npy trains fastest but its weights differ: not eligible
+    recs = {r.use: r for r in recommend.recommend(fr)}
+    assert recs["smallest file"].case == "hdf5/chunk64-blosczstd-bitshuffle"
+    assert "7.50 MiB" in recs["smallest file"].reason
+    assert recs["fastest random access"].case == "tfrecord"
+    assert recs["fastest training input"].case == "hdf5"
+    assert recs["best balance"].case is not None and "×" in recs["best balance"].reason
+
+
+def test_training_recommendation_falls_back_to_scan_when_training_was_not_run(tmp_path):
+    recs = {r.use: r for r in recommend.recommend(_frame(tmp_path, train=False))}
+    assert recs["fastest training input"].case == "npy"
+    assert "training not measured" in recs["fastest training input"].reason
+
+
+def test_claims_verdicts(tmp_path):
+    verdicts = {c.claim: c.verdict for c in claims.check_claims(_frame(tmp_path))}
+    assert verdicts == {
+        "HDF5 partial reads avoid loading everything": "supported",
+        "Chunking and compression make HDF5 files smaller and partial reads faster": "not supported",
+        "gzip is slower than LZF": "supported",
+        "TFRecord is better for streaming": "not supported",
+        "A database (SQLite) is slower than HDF5": "supported",
+        "Text formats (CSV) are far slower to read than HDF5": "supported",
+    }
+
+
+def test_claims_without_data_are_not_measured_with_the_reason(tmp_path):
+    store = ResultStore(tmp_path)
+    store.add_failure("hdf5", "scan", "warm", OSError("unable to open"), dataset=DS)
+    store.add_measurement("npy", "write", "file_bytes", "n/a", [1.0], DS, DIGEST)
+    out = claims.check_claims(frame(load.load([tmp_path])))
+    assert {c.verdict for c in out} == {"not measured"}
+    assert any("OSError: unable to open" in e for c in out for e in c.evidence)
+
+
+def test_cold_runs_that_were_not_cold_are_called_out(tmp_path):
+    from fmtbench.reports import panels
+
+    store = ResultStore(tmp_path)
+    cold = {"parquet": ([1.0] * 3, [0] * 3), "sqlite": ([0.0] * 3, [0] * 3), "hdf5": ([0.0] * 3, [2 << 20] * 3)}
+    for case, (resident, fetched) in cold.items():
+        store.add_measurement(case, "write", "write_s", "n/a", [1.0], DS, DIGEST, {"rows": 1000})
+        store.add_measurement(case, "write", "file_bytes", "n/a", [2 << 20], DS, DIGEST)
+        for cache in ("warm", "cold"):
+            store.add_measurement(case, "random", "random_p50_s", cache, [1e-4, 2e-4, 3e-4], DS, DIGEST,
+                                  {"k": 200, "residency_before": resident, "read_bytes": fetched})
+    fr = frame(load.load([tmp_path]))
+    assert [c for c, _ in panels.warm_cold(fr)["not_cold"]] == ["parquet", "sqlite"]
+    claim = claims.partial_reads(fr)  # 200 reads (20% of the rows) fetched the whole HDF5 file
+    assert claim.verdict == "not supported" and "100%" in claim.evidence[0]
+
+
+def test_comparison_flags_only_changes_beyond_the_noise(tmp_path):
+    build_store(tmp_path / "old", seed=1)
+    build_store(tmp_path / "new", seed=2, speed=1.5)
+    old, new = (frame(load.load([tmp_path / p])) for p in ("old", "new"))
+    flags = {(c.case, c.metric, c.cache): c.flag for c in compare(old, new).changes}
+    assert flags[("npy", "scan_samples_per_s", "warm")] == "better"
+    assert flags[("npy", "random_p50_s", "cold")] == "better"
+    assert flags[("npy", "file_bytes", "n/a")] == ""  # same size
+    same = compare(old, frame(load.load([tmp_path / "old"])))
+    assert not same.flagged()
+
+
+def test_comparison_within_noise_is_not_flagged(tmp_path):
+    a, b = ResultStore(tmp_path / "a"), ResultStore(tmp_path / "b")
+    a.add_measurement("npy", "scan", "scan_samples_per_s", "warm", [90, 100, 110, 95, 105, 100], DS, DIGEST)
+    b.add_measurement("npy", "scan", "scan_samples_per_s", "warm", [95, 104, 112, 99, 108, 103], DS, DIGEST)
+    b.add_measurement("npy", "write", "file_bytes", "n/a", [5], DS, DIGEST)
+    a.add_measurement("npy", "write", "file_bytes", "n/a", [4], DS, DIGEST)
+    a.add_measurement("npy", "random", "open_s", "warm", [1.0], DS, DIGEST)  # timed once: noise unknown
+    b.add_measurement("npy", "random", "open_s", "warm", [2.0], DS, DIGEST)
+    (x, y) = (frame(load.load([tmp_path / p])) for p in ("a", "b"))
+    flags = {c.metric: c.flag for c in compare(x, y).changes}
+    assert flags == {"scan_samples_per_s": "", "file_bytes": "worse", "open_s": ""}
+
+
+def test_html_escapes_every_name_from_the_data(tmp_path):
+    evil = "<script>alert(1)</script>"
+    store = ResultStore(tmp_path / "s")
+    store.start_run({"cpu_model": evil}, ["fmtbench", evil], "quick", evil, "0" * 64)
+    for case in (f"npy/{evil}", "npy"):
+        store.add_measurement(case, "write", "file_bytes", "n/a", [10.0 if case == "npy" else 5.0], evil, "0" * 64)
+        store.add_measurement(case, "scan", "scan_samples_per_s", "warm", [1.0, 2.0, 3.0], evil, "0" * 64)
+    store.add_skip(evil, "scan", "warm", evil, dataset=evil)
+    out = render.write_report([tmp_path / "s"], tmp_path / "r.html")
+    html = out.html.read_text()
+    assert "alert(1)</script>" not in html and "<script>alert" not in html
+    assert html.count("<script>") == 1  # only the page's own table-sorting script
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_missing_data_says_not_measured_and_never_crashes(tmp_path):
+    store = ResultStore(tmp_path / "s")
+    store.add_measurement("npy", "write", "file_bytes", "n/a", [10.0], DS, DIGEST)
+    html = render.write_report([tmp_path / "s"], tmp_path / "r.html").html.read_text()
+    assert html.count("not measured in this run") >= 6
+    empty = ResultStore(tmp_path / "e")
+    assert "not measured in this run" in render.write_report([empty.folder], tmp_path / "e.html").html.read_text()
+
+
+def test_report_command_writes_html_csv_and_json(tmp_path):
+    from click.testing import CliRunner
+
+    from fmtbench.reports.cli import report_cmd
+
+    build_store(tmp_path / "old", seed=1, cold=False)
+    build_store(tmp_path / "new", seed=2, speed=1.5)
+    res = CliRunner().invoke(report_cmd, [str(tmp_path / "old"), str(tmp_path / "new"), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "r.html").read_text()
+    assert "Comparison of two runs" in html and "skipped" in html and SKIPPED[2] in html
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert {"case", "metric", "cache", "median", "q1", "q3", "better"} <= set(rows[0])
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert len(doc["rows"]) == len(rows) and len(doc["claims"]) == 6
+
+
+def test_scatter_is_a_non_empty_svg_with_log_ticks():
+    pts = [svg.Point("a", 1.0, 10.0), svg.Point("b", 100.0, 1000.0)]
+    out = svg.scatter(pts, ["a"], "x (MiB, lower is better ←)", "y", "t", ("lower", "higher"))
+    assert out.startswith("<svg") and out.count("<circle") == 2 and ">100<" in out and "better ↖" in out
+
+
+def test_hdf5_configs_land_on_the_grid():
+    """Guards the report against drift in the HDF5 adapter's option names."""
+    from fmtbench.formats import get_case
+    from fmtbench.reports.hdf5grid import cache_groups, layout, maps
+
+    ids = ("hdf5", "hdf5/chunk64-gzip4-shuffle", "hdf5/chunk1024-gzip4", "hdf5/chunk1024-gzip4-cache64m",
+           "hdf5/chunk64-blosczstd-bitshuffle", "hdf5/chunk1024-fletcher32")
+    lays = {i: layout(get_case(i).config) for i in ids}
+    assert lays["hdf5"].chunk is None and lays["hdf5"].compression == "none"
+    lay = lays["hdf5/chunk64-gzip4-shuffle"]
+    assert (lay.chunk, lay.compression, lay.shuffle, lay.other) == (64, "gzip4", "shuffle", ())
+    assert lays["hdf5/chunk64-blosczstd-bitshuffle"].shuffle == "bitshuffle"
+    assert lays["hdf5/chunk1024-fletcher32"].other == ("fletcher32",)
+    grid = maps(lays)  # default cache and no extras only
+    assert grid["none"] == {("contiguous", "none"): "hdf5", ("1024 rows", "gzip4"): "hdf5/chunk1024-gzip4"}
+    (members,) = cache_groups(lays).values()
+    assert [c for _, c in members] == ["hdf5/chunk1024-gzip4", "hdf5/chunk1024-gzip4-cache64m"]
+
+
+def test_analysis_helpers():
+    assert analysis.ratio(2.0, 0.0) is None and analysis.goodness("file_bytes", 4.0, 2.0) == 2.0
+    assert analysis.goodness("scan_samples_per_s", 50.0, 100.0) == 2.0
