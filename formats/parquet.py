@@ -133,16 +133,25 @@ class ParquetReader(Reader):
 
     def __init__(self, path: Path):
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        self._file = pq.ParquetFile(
-            path, memory_map=True, pre_buffer=False, page_checksum_verification=True)
+        self._file = self._open_file(path)
         try:
             shape, dtype, rows = self._layout(path, pa)
         except BaseException:
             self.close()
             raise
         super().__init__(path, shape, dtype, rows)
+
+    @staticmethod
+    def _open_file(path: Path) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path, memory_map=True, pre_buffer=False, page_checksum_verification=True)
+
+    def drop_caches(self) -> None:
+        # Pages mapped into this process survive POSIX_FADV_DONTNEED: unmap so they can be evicted.
+        self.close()
+        self._file = self._open_file(self.path)
 
     def _layout(self, path: Path, pa: Any) -> tuple[tuple[int, ...], np.dtype, int]:
         """Check the schema and metadata this adapter writes; learn the row-group boundaries."""

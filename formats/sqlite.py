@@ -74,13 +74,17 @@ def _blobs_to_array(blobs: Sequence[bytes], width: int, path: Path) -> np.ndarra
     return np.frombuffer(bytearray().join(blobs), np.uint8).reshape(len(blobs), width)
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+
+
 class SqliteReader(Reader):
     """A read-only connection; batched primary-key lookups and an ordered scan."""
 
     def __init__(self, path: Path):
         # immutable=1: no file locking or change checks per query; fmtbench replaces files by
         # rename and never edits one in place, so an open file cannot change under a reader.
-        self._con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        self._con = _connect(path)
         try:
             shape, dtype, rows = self._layout(path)
         except BaseException:
@@ -133,6 +137,11 @@ class SqliteReader(Reader):
                        np.array([r[0] for r in rows], np.int64))
         finally:
             cur.close()
+
+    def drop_caches(self) -> None:
+        # SQLite keeps a page cache per connection: a fresh connection starts cold.
+        self.close()
+        self._con = _connect(self.path)
 
     def close(self) -> None:
         if self._con is not None:
