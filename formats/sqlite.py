@@ -75,7 +75,11 @@ def _blobs_to_array(blobs: Sequence[bytes], width: int, path: Path) -> np.ndarra
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    # check_same_thread=False: input pipelines (tf.data, Keras) call readers from worker threads;
+    # the read-only connection is used by one caller at a time, which SQLite's serialized
+    # threading mode makes safe.
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                           check_same_thread=False)
 
 
 class SqliteReader(Reader):
