@@ -1,48 +1,53 @@
-"""HDF5 through h5py: contiguous or chunked layouts, HDF5/Blosc filters, a tunable chunk cache.
+"""HDF5 through h5py: contiguous or chunked layout, HDF5/Blosc filters, a read-side chunk cache.
 
-On disk (one ``.hdf5`` file, written with ``libver=("v110", "v110")``, readable by HDF5 >= 1.10)::
+On disk (one ``.hdf5`` file; HDF5 1.10 format, so metadata is checksummed and fixed-size
+chunked datasets get an O(1) chunk index)::
 
-    /images   (N, H, W[, C]) in the images' dtype
-    /labels   (N,) int64
-    attrs     fmtbench_version, rows (N), case (the case id that wrote it)
+    /labels   (N,) int64                     written first
+    /images   (N, H, W[, C]) images' dtype
+    attrs     fmtbench_version, case (fixed-length bytes), rows (N)
 
-Both datasets share one layout: contiguous, or chunks of ``chunk`` rows along axis 0 (images
-chunk ``(rows, H, W[, C])``, labels chunk ``(rows,)``) with the same filters, so chunk k of
-either holds the same samples and a checksum covers the labels too. Chunk rows are capped at
-N (HDF5 wants fixed-size dimensions no smaller than a chunk). The v1.10 format checksums the
-file's metadata and indexes fixed-size chunked datasets with an O(1) "fixed array".
+Both datasets share the layout: contiguous, or chunks of ``chunk`` rows along axis 0 (images
+``(rows, H, W[, C])``, labels ``(rows,)``, rows capped at N as HDF5 requires) with the same
+filters, so a checksum covers the labels too. Plain h5py opens it:
+``h5py.File(path)["images"][:10]``; Blosc cases need ``import hdf5plugin`` first (filter
+32001). With Blosc (clevel 5) ``shuffle``/``bitshuffle`` are Blosc's in-codec shuffles; with
+gzip and lzf ``shuffle`` is HDF5's filter (on uint8 pixels it only reorders the labels).
+Every combination writes Fashion-MNIST in seconds except gzip9 on chunk64/1024 (~25 s).
 
-Open it with plain h5py: ``h5py.File(path)["images"][:10]``; the Blosc cases also need
-``import hdf5plugin`` first (it registers filter 32001). With Blosc, ``shuffle`` and
-``bitshuffle`` are Blosc's own in-codec shuffles (clevel 5); with gzip and lzf, ``shuffle`` is
-HDF5's shuffle filter. On uint8 images byte shuffle changes nothing but the labels.
+How it reads. The file stays open with ``rdcc_nbytes`` = the ``cache`` option (HDF5's 1 MiB
+by default) and ``rdcc_nslots`` = the first prime >= cache/512. Indices are sorted and
+de-duplicated, read, and put back in the order asked with one gather.
 
-How it reads (each choice measured on Fashion-MNIST, 60000x28x28 uint8, this 2-core machine
-under load, batches of 64 sorted random indices; see the report of the change that added it):
+* Contiguous: fancy ``dset[sorted]`` (one H5Dread), at most 128 indices per call because
+  h5py's fancy selection is quadratic (10000 indices: 4.8 s); a dense piece is one slice.
+* Chunked: fancy selection makes HDF5 map an irregular selection onto chunks, 3-5x slower
+  than reading rows. Rows are read as runs (rows < 16 KiB apart share one ``dset[lo:hi]``),
+  in sorted order, so each touched chunk is fetched and decoded once while it sits in the
+  chunk cache. A filtered chunk larger than the cache is never cached and would be decoded
+  per row: then each touched chunk's rows are one run (32x32x3 uint8, chunk1024-gzip4, 1 MiB
+  cache: row loop 57/s, fancy 341/s, this reader 371/s). Reading whole chunks lost (it copies
+  800 KiB to return 784 bytes).
+* scan reads chunk-aligned blocks of >= 1 MiB, so no chunk is decoded twice.
 
-* The file stays open for the reader's life, with ``rdcc_nbytes`` from the ``cache`` option
-  (HDF5's default 1 MiB when absent) and ``rdcc_nslots`` the first prime above cache/512.
-* Contiguous: ``dset[sorted_unique]`` fancy selection, one H5Dread, in pieces of at most 128
-  indices (h5py's fancy selection is quadratic: 10000 indices took 4.8 s), a dense piece as
-  one slice.
-* Chunked: fancy selection lets HDF5 map an irregular selection onto chunks, which was 3-5x
-  slower than reading rows. The indices are sorted and de-duplicated, cut into runs (nearby
-  rows, less than 64 KiB apart, share one slice read), and each run is one ``dset[lo:hi]``.
-  Sorted runs touch each chunk once in a row, so a chunk that fits the chunk cache is read and
-  decoded once per batch. A filtered chunk larger than the cache is never cached, so then all
-  requested rows of a chunk become one run, read (and decoded) once. Whole-chunk reads were
-  measured too and lose: they copy up to 800 KiB to return 784 bytes.
-* Results go back in the order asked (duplicates included) with one gather.
-* scan reads chunk-aligned blocks of at least ~1 MiB, so no chunk is decoded twice.
+Measured on Fashion-MNIST train (2 busy cores; same file and rdcc for every read path; median
+of 7 interleaved repeats), samples/s, random batches of 64 sorted indices /
+single-sample reads (fmtbench's include the Reader's checks, ~9 us):
 
-Measured (``/tmp/h5bench/compare.py``), samples/s, fancy ``dset[idx]`` vs this reader: see
-the figures in this package's ``_HDF5_FIGURES`` note below.
+    case                      batch: fancy  row loop  fmtbench   single: fancy  dset[i]  fmtbench
+    hdf5 (contiguous)               82k      53k       77k               7.9k    41k      31k
+    chunk64                        9.2k      25k       31k               4.5k    47k      17k
+    chunk1024-gzip4                 302      299       307                191    187      197
+    chunk1024-gzip4-cache64m        13k      64k       54k               6.2k    69k      39k
 
-Damage: HDF5 compares the file's end with the end stored in its superblock, so a truncated
-file never opens. Flipped bytes in raw chunk data are caught only by a checksum: the
-``fletcher32`` filter, or gzip's zlib stream (adler32 plus a strict decoder). LZF and Blosc
-carry no checksum and can decode damaged bytes into wrong pixels; contiguous and unfiltered
-chunks are plain bytes.
+With the default cache a 800 KiB gzip chunk is decoded for every random access (~3-5 ms);
+only a bigger ``cache`` fixes that, which is why it is a case option.
+
+Damage: HDF5 checks the file's end against the superblock, so a truncated file never opens.
+Flipped bytes in metadata fail its checksums; in chunk data only a checksum catches them:
+``fletcher32``, or gzip's zlib stream (adler32). LZF and Blosc have none and can decode
+damage into wrong pixels; contiguous and unfiltered data are plain bytes. (Unused slack HDF5
+leaves between blocks is never read, so flips there change nothing.)
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fmtbench import __version__
 from fmtbench.datasets._base import LABEL_DTYPE, Split
 from fmtbench.errors import FormatError, InvalidCaseError
 
@@ -63,7 +69,7 @@ DEFAULT_CACHE = 1 << 20  # HDF5's own default rdcc_nbytes
 _GZIP = {"gzip1": 1, "gzip4": 4, "gzip9": 9}
 _BLOSC = {"blosclz4": "lz4", "blosczstd": "zstd"}
 _FANCY_PIECE = 128  # indices per fancy selection on contiguous data
-_MERGE_BYTES = 64 << 10  # rows closer than this share one slice read
+_MERGE_BYTES = 16 << 10  # rows closer than this share one slice read
 _SCAN_BYTES = 1 << 20  # least bytes per scan read
 
 
@@ -87,24 +93,32 @@ class HDF5Reader(Reader):
     """An open HDF5 file; reads sorted runs of rows, chunk by chunk."""
 
     def __init__(self, path: Path, cache: int):
-        h5py = _h5py()
+        self._cache = cache
+        images, labels = self._open_file(path)
+        super().__init__(path, images.shape[1:], images.dtype, images.shape[0])
+        row_bytes = max(1, images.dtype.itemsize * int(np.prod(images.shape[1:], dtype=np.int64)))
+        self._rows = images.chunks[0] if images.chunks else 0  # 0: contiguous
+        self._merge_gap = max(1, _MERGE_BYTES // row_bytes)
+        # HDF5 never caches a chunk bigger than the cache: a filtered one is decoded per touch.
+        filtered = bool(self._rows and images.id.get_create_plist().get_nfilters())
+        self._whole_chunk_runs = filtered and self._rows * row_bytes > cache
+        step = self._rows or 1
+        self._scan_rows = -(-max(1, _SCAN_BYTES // row_bytes) // step) * step
+
+    def _open_file(self, path: Path) -> tuple[Any, Any]:
+        h5py, cache = _h5py(), self._cache
         self._file = h5py.File(path, "r", rdcc_nbytes=cache, rdcc_nslots=_prime_at_least(cache // 512))
         try:
-            images, labels = self._validated(path)
+            self._images, self._labels = self._validated(path)
         except BaseException:
             self._file.close()
             raise
-        super().__init__(path, images.shape[1:], images.dtype, images.shape[0])
-        self._images, self._labels = images, labels
-        row_bytes = images.dtype.itemsize * int(np.prod(images.shape[1:], dtype=np.int64))
-        self._rows = images.chunks[0] if images.chunks else 0
-        self._merge_gap = max(1, _MERGE_BYTES // max(row_bytes, 1))
-        chunk_bytes = self._rows * row_bytes
-        # A filtered chunk bigger than the cache is decoded on every touch: read it once.
-        self._whole_chunk_runs = bool(self._rows and images.id.get_create_plist().get_nfilters()
-                                      and chunk_bytes > cache)
-        step = self._rows or 1
-        self._scan_rows = -(-max(1, _SCAN_BYTES // max(row_bytes, 1)) // step) * step
+        return self._images, self._labels
+
+    def drop_caches(self) -> None:
+        # The chunk cache lives as long as the open file: reopen so cold repeats decode afresh.
+        self.close()
+        self._open_file(self.path)
 
     def _validated(self, path: Path) -> tuple[Any, Any]:
         h5py = _h5py()
@@ -121,45 +135,53 @@ class HDF5Reader(Reader):
             raise FormatError(path, f"/{LABELS} is {labels.shape} {labels.dtype}; expected integer (N,)")
         if labels.shape[0] != images.shape[0]:
             raise FormatError(path, f"{images.shape[0]} images but {labels.shape[0]} labels")
-        if images.chunks and labels.chunks and images.chunks[0] != labels.chunks[0]:
-            raise FormatError(path, f"/{IMAGES} and /{LABELS} chunk rows differ: {images.chunks} vs {labels.chunks}")
         rows = self._file.attrs.get("rows")
         if rows is not None and int(rows) != images.shape[0]:
             raise FormatError(path, f"file says {int(rows)} rows but holds {images.shape[0]}")
         return images, labels
 
     def _read(self, indices: np.ndarray) -> Batch:
-        uniq, inverse = np.unique(indices, return_inverse=True)
-        images = np.empty((len(uniq), *self.image_shape), self.image_dtype)
-        labels = np.empty(len(uniq), LABEL_DTYPE)
-        for a, b, sel, pick in self._selections(uniq):
-            if pick is None:
-                images[a:b] = self._images[sel]
-                labels[a:b] = self._labels[sel]
+        if len(indices) == 1:  # one sample: one slice of each dataset, nothing else
+            i = int(indices[0])
+            return self._images[i : i + 1], self._labels[i : i + 1]
+        inverse = None
+        if not bool(np.all(indices[1:] > indices[:-1])):
+            indices, inverse = np.unique(indices, return_inverse=True)
+        images = np.empty((len(indices), *self.image_shape), self.image_dtype)
+        labels = np.empty(len(indices), LABEL_DTYPE)
+        dimages, dlabels = self._images, self._labels
+        for a, b, sel, pick in self._runs(indices):
+            if b - a == 1:  # the common case of random batches: one row, integer indexing
+                images[a], labels[a] = dimages[sel], dlabels[sel]
+            elif pick is None:
+                images[a:b], labels[a:b] = dimages[sel], dlabels[sel]
             else:  # a sparse run: read its span once, keep the rows asked for
-                images[a:b] = self._images[sel][pick]
-                labels[a:b] = self._labels[sel][pick]
-        if len(uniq) == len(indices) and np.array_equal(uniq, indices):
-            return images, labels
-        return images[inverse], labels[inverse]
+                images[a:b], labels[a:b] = dimages[sel][pick], dlabels[sel][pick]
+        return (images, labels) if inverse is None else (images[inverse], labels[inverse])
 
-    def _selections(self, uniq: np.ndarray) -> Iterator[tuple[int, int, Any, np.ndarray | None]]:
-        """(a, b, selection, pick): one h5py read of `selection`, then `pick` gives uniq[a:b]."""
-        if not self._rows:  # contiguous: fancy selection, in pieces
-            for a in range(0, len(uniq), _FANCY_PIECE):
-                piece = uniq[a : a + _FANCY_PIECE]
-                lo, hi = int(piece[0]), int(piece[-1]) + 1
-                yield a, a + len(piece), (slice(lo, hi) if hi - lo == len(piece) else piece), None
-            return
-        if self._whole_chunk_runs:
+    def _runs(self, uniq: np.ndarray) -> list[tuple[int, int, Any, np.ndarray | None]]:
+        """(a, b, selection, pick) over sorted unique indices: one h5py read of `selection`,
+        then `pick` (None: all of it) gives the samples uniq[a:b]."""
+        u = uniq.tolist()
+        if not self._rows:  # contiguous: fancy selections of at most _FANCY_PIECE indices
+            bounds = [*range(0, len(u), _FANCY_PIECE), len(u)]
+        elif self._whole_chunk_runs:  # one run per touched chunk
             chunk = uniq // self._rows
-            cuts = np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
-        else:
-            cuts = np.flatnonzero(np.diff(uniq) > self._merge_gap) + 1
-        bounds = [0, *cuts.tolist(), len(uniq)]
+            bounds = [0, *(np.flatnonzero(chunk[1:] != chunk[:-1]) + 1).tolist(), len(u)]
+        else:  # rows closer than _MERGE_BYTES share a run
+            bounds = [0, *(np.flatnonzero(np.diff(uniq) > self._merge_gap) + 1).tolist(), len(u)]
+        runs: list[tuple[int, int, Any, np.ndarray | None]] = []
         for a, b in zip(bounds[:-1], bounds[1:]):
-            lo, hi = int(uniq[a]), int(uniq[b - 1]) + 1
-            yield a, b, slice(lo, hi), (None if hi - lo == b - a else uniq[a:b] - lo)
+            lo, hi = u[a], u[b - 1] + 1
+            if b - a == 1:
+                runs.append((a, b, lo, None))
+            elif hi - lo == b - a:
+                runs.append((a, b, slice(lo, hi), None))
+            elif not self._rows:
+                runs.append((a, b, uniq[a:b], None))
+            else:
+                runs.append((a, b, slice(lo, hi), uniq[a:b] - lo))
+        return runs
 
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         block = max(self._scan_rows, -(-batch_size // (self._rows or 1)) * (self._rows or 1))
@@ -180,7 +202,6 @@ class HDF5Reader(Reader):
         if getattr(self, "_file", None) is not None:
             self._file.close()
             self._file = self._images = self._labels = None
-
 
 
 class HDF5Adapter(Adapter):
@@ -216,6 +237,7 @@ class HDF5Adapter(Adapter):
         {"chunk": 64},
         {"chunk": 1024, "compression": "gzip4"},
         {"chunk": 1024, "compression": "gzip4", "cache": 64 << 20},
+        {"chunk": 1024, "compression": "lzf"},  # same chunks as gzip4: the gzip-vs-LZF claim
         {"chunk": 64, "compression": "lzf", "shuffle": "byte"},
         {"chunk": 64, "compression": "blosczstd", "shuffle": "bit"},
         {"chunk": 1024, "fletcher32": True},
@@ -262,13 +284,15 @@ class HDF5Adapter(Adapter):
     def _write(self, split: Split, path: Path) -> None:
         h5py = _h5py()
         n, rows = len(split), self.config["chunk"]
+        # meta_block_size=0: no 2 KiB metadata blocks with unused, unchecked slack. Fixed-length
+        # strings stay in the checksummed object header (h5py's default str attrs would go to
+        # a global heap without checksum). Labels go first, so the slack of HDF5's small-data
+        # block for their chunks sits near the start of the file.
         with h5py.File(path, "w", libver=("v110", "v110"), meta_block_size=0) as f:
-            # Fixed-length strings live in the checksummed object header; h5py's default
-            # variable-length ones would sit in a global heap that has no checksum.
-            f.attrs["fmtbench_version"] = np.bytes_(_version())
+            f.attrs["fmtbench_version"] = np.bytes_(__version__)
             f.attrs["case"] = np.bytes_(self.case_id)
             f.attrs["rows"] = n
-            for name, data in ((IMAGES, split.images), (LABELS, split.labels)):
+            for name, data in ((LABELS, split.labels), (IMAGES, split.images)):
                 if rows is None:
                     f.create_dataset(name, data=data)
                     continue
@@ -279,9 +303,3 @@ class HDF5Adapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return HDF5Reader(path, self.config["cache"])
-
-
-def _version() -> str:
-    from fmtbench import __version__
-
-    return __version__

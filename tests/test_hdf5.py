@@ -1,0 +1,179 @@
+"""HDF5-only behaviour: option combinations, the on-disk layout, the chunk cache, chunked reads."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import make_split
+from fmtbench.datasets._base import Split
+from fmtbench.errors import FormatError, InvalidCaseError
+from fmtbench.formats import get_case, missing_dependency
+
+pytestmark = pytest.mark.skipif(missing_dependency("hdf5") is not None, reason=str(missing_dependency("hdf5")))
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return make_split(n=300, seed=5)
+
+
+def write(cid: str, split: Split, tmp_path) -> str:
+    case = get_case(cid)
+    return str(case.write(split, case.default_path(tmp_path)).path)
+
+
+@pytest.mark.parametrize("cid", [
+    "hdf5/gzip4", "hdf5/lzf", "hdf5/fletcher32", "hdf5/cache64m",  # filters and cache need chunks
+    "hdf5/chunk64-bitshuffle", "hdf5/chunk64-gzip4-bitshuffle",  # bitshuffle is Blosc's
+    "hdf5/chunk64-shuffle",  # a shuffle with no compressor
+])
+def test_invalid_combinations_are_rejected(cid):
+    with pytest.raises(InvalidCaseError):
+        get_case(cid)
+
+
+def test_ids_round_trip_to_the_documented_config():
+    assert get_case("hdf5").config == {
+        "chunk": None, "compression": "none", "shuffle": "none", "cache": 1 << 20, "fletcher32": False}
+    case = get_case("hdf5/chunk1024-gzip4-cache64m")
+    assert (case.config["chunk"], case.config["compression"], case.config["cache"]) == (1024, "gzip4", 64 << 20)
+    assert get_case("hdf5/chunk64-blosczstd-bitshuffle").config["shuffle"] == "bit"
+    assert get_case("hdf5/chunk64-cache1048576").case_id == "hdf5/chunk64"  # the default shows no token
+
+
+@pytest.mark.parametrize("cid, chunks, filters", [
+    ("hdf5", None, {}),
+    ("hdf5/chunk64", (64, 28, 28), {}),
+    ("hdf5/chunk1024", (300, 28, 28), {}),  # capped at N rows
+    ("hdf5/chunk64-gzip4-shuffle", (64, 28, 28), {"shuffle": (), "gzip": (4,)}),
+    ("hdf5/chunk1-lzf", (1, 28, 28), {"lzf": ()}),
+    ("hdf5/chunk64-blosczstd-bitshuffle", (64, 28, 28), {"32001": (5, 2, 5)}),  # clevel, bitshuffle, zstd
+    ("hdf5/chunk64-blosclz4-shuffle", (64, 28, 28), {"32001": (5, 1, 1)}),  # clevel, shuffle, lz4
+    ("hdf5/chunk64-gzip1-fletcher32", (64, 28, 28), {"gzip": (1,), "fletcher32": ()}),
+])
+def test_layout_and_filters_are_what_the_id_says(cid, chunks, filters, split, tmp_path):
+    import h5py
+
+    path = write(cid, split, tmp_path)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["rows"] == 300 and f.attrs["case"].decode() == cid
+        assert f.attrs["fmtbench_version"].decode()
+        for name, data in (("images", split.images), ("labels", split.labels)):
+            dset = f[name]
+            assert dset.dtype == data.dtype and dset.shape == data.shape
+            assert dset.chunks == (None if chunks is None else (chunks[0], *data.shape[1:]))
+            found = _filters(dset)
+            assert found.keys() == filters.keys()
+            for key, want in filters.items():
+                if key == "32001":  # hdf5plugin's Blosc cd_values end with (clevel, shuffle, compressor)
+                    assert found[key][4:7] == want
+                elif want:
+                    assert found[key] == want
+
+
+def _filters(dset) -> dict[str, tuple]:
+    """{filter name or id: cd_values} of a dataset's pipeline, as plain h5py reports it."""
+    dcpl = dset.id.get_create_plist()
+    out = {}
+    for i in range(dcpl.get_nfilters()):
+        code, _flags, values, _name = dcpl.get_filter(i)
+        out[{1: "gzip", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}.get(code, str(code))] = tuple(values)
+    return out
+
+
+def test_plain_h5py_opens_the_file_without_fmtbench(split, tmp_path):
+    gz = write("hdf5/chunk64-gzip4-shuffle", split, tmp_path / "a")
+    blosc = write("hdf5/chunk64-blosclz4", split, tmp_path / "b")
+    code = (
+        "import sys, h5py\n"
+        "f = h5py.File(sys.argv[1], 'r'); print(int(f['images'][:].sum()), int(f['labels'][:].sum()))\n"
+        "import hdf5plugin\n"  # Blosc needs its filter registered
+        "g = h5py.File(sys.argv[2], 'r'); print(int(g['images'][:].sum()), int(g['labels'][:].sum()))\n"
+        "assert 'fmtbench' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, gz, blosc], capture_output=True, text=True, check=True)
+    want = f"{int(split.images.sum())} {int(split.labels.sum())}"
+    assert out.stdout.split("\n")[:2] == [want, want]
+
+
+@pytest.mark.parametrize("cid, nbytes", [("hdf5/chunk64", 1 << 20), ("hdf5/chunk1024-gzip4-cache64m", 64 << 20)])
+def test_chunk_cache_option_is_applied(cid, nbytes, split, tmp_path):
+    case = get_case(cid)
+    with case.open(write(cid, split, tmp_path)) as reader:
+        _mdc, nslots, rdcc_nbytes, _w0 = reader._file.id.get_access_plist().get_cache()
+    assert rdcc_nbytes == nbytes
+    assert nslots >= nbytes // 512 and all(nslots % p for p in range(2, int(nslots**0.5) + 1))
+
+
+@pytest.mark.parametrize("cid", [
+    "hdf5", "hdf5/chunk1", "hdf5/chunk64", "hdf5/chunk64-gzip4",
+    "hdf5/chunk64-gzip4-cache1k",  # chunks bigger than the cache: one read per touched chunk
+    "hdf5/chunk1024-blosclz4",
+])
+def test_reads_spanning_many_chunks_equal_numpy(cid, split, tmp_path):
+    rng = np.random.default_rng(7)
+    picks = [
+        np.arange(300), np.arange(299, -1, -1), np.arange(10, 200, 3), np.arange(60, 70),
+        rng.integers(0, 300, 500), np.sort(rng.choice(300, 150, replace=False)), np.array([5, 5, 5]),
+        np.r_[0:5, 63:66, 127:129, 290:300], np.array([299, 0]),
+    ]
+    case = get_case(cid)
+    with case.open(write(cid, split, tmp_path)) as reader:
+        if cid.endswith("cache1k"):
+            assert reader._whole_chunk_runs
+        for idx in picks:
+            images, labels = reader.read(idx)
+            np.testing.assert_array_equal(images, split.images[idx])
+            np.testing.assert_array_equal(labels, split.labels[idx])
+        for batch_size in (1, 63, 100, 1000):
+            batches = list(reader.scan(batch_size))
+            assert all(len(b[1]) == batch_size for b in batches[:-1])
+            np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), split.images)
+
+
+def test_empty_split_round_trips(tmp_path):
+    empty = Split("train", np.zeros((0, 4, 4), np.uint8), np.zeros(0, np.int64))
+    case = get_case("hdf5/chunk64-gzip4")
+    path = tmp_path / "empty.hdf5"
+    case._write(empty, path)  # not case.write: Split.digest cannot hash empty arrays yet
+    with case.open(path) as reader:
+        assert len(reader) == 0 and list(reader.scan(8)) == []
+        assert reader.read([])[0].shape == (0, 4, 4)
+
+
+def _h5(path, **datasets) -> str:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for name, data in datasets.items():
+            f[name] = data
+    return str(path)
+
+
+@pytest.mark.parametrize("datasets, message", [
+    ({"images": np.zeros((4, 2, 2), np.uint8)}, "no 'labels' dataset"),
+    ({"images": np.zeros((4, 2, 2), np.uint8), "labels": np.zeros(3, np.int64)}, "4 images but 3 labels"),
+    ({"images": np.zeros((4, 2), np.uint8), "labels": np.zeros(4, np.int64)}, "expected numeric"),
+    ({"images": np.zeros((4, 2, 2), np.uint8), "labels": np.zeros((4, 1), np.int64)}, "expected integer"),
+])
+def test_wrong_layouts_are_format_errors(datasets, message, tmp_path):
+    path = _h5(tmp_path / "bad.hdf5", **datasets)
+    with pytest.raises(FormatError, match=message):
+        get_case("hdf5").open(path)
+
+
+def test_not_an_hdf5_file_is_a_format_error(tmp_path):
+    path = tmp_path / "junk.hdf5"
+    path.write_bytes(b"not hdf5 at all" * 100)
+    with pytest.raises(FormatError, match="junk.hdf5"):
+        get_case("hdf5/chunk64").open(path)
+
+
+def test_damage_claims():
+    for cid in ("hdf5", "hdf5/chunk64", "hdf5/chunk64-lzf", "hdf5/chunk64-blosczstd"):
+        assert get_case(cid).detects("truncated") and not get_case(cid).detects("flipped")
+    for cid in ("hdf5/chunk64-gzip1", "hdf5/chunk1024-fletcher32", "hdf5/chunk64-blosclz4-fletcher32"):
+        assert get_case(cid).detects("flipped")
