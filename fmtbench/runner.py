@@ -168,7 +168,8 @@ class Runner:
 
         result = train_case(reader, self.ds.test, **self._train_kwargs())
         obs = train_observations(result, baseline=self.baseline_digest)
-        native = native_pipeline(case, path, batch_size=self.profile.train_batch,
+        native = native_pipeline(case, path, model=self.profile.train_model,
+                                 batch_size=self.profile.train_batch,
                                  steps=self.profile.native_steps, seed=self.seed)
         obs.append(Observation("native_samples_per_s", [native["samples_per_s"]],
                                {k: v for k, v in native.items() if k != "samples_per_s"}
@@ -186,12 +187,16 @@ def _raiser(exc: BaseException) -> Callable[[], list[Observation]]:
 def train_observations(result, baseline: str | None) -> list[Observation]:
     """Observations of a TrainResult; `extra` carries the weights digest and its check."""
     extra = {"weights_digest": result.weights_digest, "model": result.model, "epochs": result.epochs,
+             "threads": result.threads,
              "batch_size": result.batch_size, "steps_per_epoch": result.steps_per_epoch,
              "weights_match_baseline": None if baseline is None else result.weights_digest == baseline}
-    return [
+    obs = [
         Observation("epoch_s", result.epoch_s, extra),
         Observation("train_samples_per_s", result.samples_per_s, extra),
-        Observation("data_wait_share", result.data_wait_share, extra),
         Observation("final_loss", [result.final_loss], extra),
         Observation("final_accuracy", [result.final_accuracy], extra),
     ]
+    if result.data_wait_share:  # the in-graph baseline has no Python feeder to time
+        obs.append(Observation("data_wait_share", result.data_wait_share,
+                               extra | {"data_read_share": result.data_read_share}))
+    return obs

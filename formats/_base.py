@@ -49,7 +49,11 @@ class WriteInfo:
 
 
 class Reader(ABC):
-    """An open case file: `len`, `read(indices)` in the order asked, `scan(batch_size)` in file order."""
+    """An open case file: `len`, `read(indices)` in the order asked, `scan(batch_size)` in file order.
+
+    Input pipelines (tf.data, Keras) call a reader from a worker thread, one call at a time:
+    a reader must not be tied to the thread that opened it.
+    """
 
     #: "native" when the library seeks by itself, "index" when the adapter built a record index.
     random_access: ClassVar[str] = "native"

@@ -1,37 +1,34 @@
 """The train workload: real Keras ``model.fit`` fed from a case's Reader, one seeded order for all.
 
-Every epoch ``e`` draws ``np.random.default_rng([seed, e]).permutation(n)`` and cuts it into
-full batches (the last partial batch is dropped, so every step has the same static shape; with
-``steps_per_epoch`` only the first that many batches are used). A case is fed through a
-``keras.utils.PyDataset`` whose ``__getitem__(i)`` is ``reader.read(batch_i)`` then `scale`; the
-in-memory baseline gathers the same arrays with the same permutation and feeds
-``tf.data.Dataset.from_tensor_slices(...).batch(...).map(scale)``. With Keras/TF determinism
-on, both paths end with byte-identical weights, whose sha256 is ``weights_digest``.
+Epoch ``e`` uses ``np.random.default_rng([seed, e]).permutation(n)`` cut into full batches (the
+last partial one dropped; ``steps_per_epoch`` keeps the first that many). A case feeds a
+``keras.utils.PyDataset`` (workers=1) whose ``__getitem__(i)`` is ``scale(reader.read(batch_i))``;
+the in-memory baseline gathers the same permutation into ``from_tensor_slices(...).batch(...)``
+``.map(tf_scale)``. With Keras/TF determinism on, every path ends with byte-identical weights
+(``weights_digest``) for equal thread counts (1 and 2 intra-op threads give other digests).
 
-Timing: ``epoch_s`` runs from ``on_epoch_begin`` to ``on_epoch_end``; the train step is traced
-on a zero batch before ``fit`` (weights and optimizer state restored), so no epoch pays for
-tracing. Keras runs a PyDataset with ``workers=1`` through ``tf.data`` with prefetch, so reads
-overlap compute. ``data_read_share`` is the time spent inside ``__getitem__`` (read + scale) over
-the epoch; ``data_wait_share`` is the time the model actually waited: per step,
-``max(0, batch ready - step begin)`` (from a callback's ``on_train_batch_begin`` and the
-feeder's timestamps), summed over the epoch's steps, over the epoch. The baseline's pipeline
-runs inside TF, so both shares are None there.
-
-TensorFlow is imported inside functions only. Thread counts (``threads``) can only be set
-before TF initializes in this process; training runs in-process, so ask for them in a fresh
-process (the harness's worker) or leave them at TF's defaults, which are deterministic too.
+Timing: ``epoch_s`` is ``on_epoch_begin`` to ``on_epoch_end``; the step is traced on a zero
+batch first (weights and optimizer state restored), so no epoch pays for tracing. Keras pulls the
+PyDataset through ``tf.data.Dataset.from_generator`` on a tf.data thread (readers must allow
+that); measured, ``__getitem__(i)`` starts only once step i has begun (Keras's prefetch does not
+run a Python generator ahead), so every read adds to step time. ``data_wait_share``: per step
+``batch ready - step begin`` (feeder timestamp vs ``on_train_batch_begin``, floored at 0),
+summed, over ``epoch_s``: it includes the hand-off into the feeder. ``data_read_share``: time in
+``__getitem__`` over ``epoch_s``. Neither exists for the in-graph baseline (empty lists).
+TensorFlow is imported inside functions only; ``threads`` applies only before TF initializes.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fmtbench.datasets._base import Split
+from fmtbench.errors import UnknownNameError
 
 MODELS = ("mlp", "cnn")
 DEFAULT_BATCH = {"mlp": 128, "cnn": 50}
@@ -49,16 +46,12 @@ class TrainResult:
     seed: int
     epoch_s: list[float] = field(default_factory=list)
     samples_per_s: list[float] = field(default_factory=list)
-    data_wait_share: list[float] | None = None
-    data_read_share: list[float] | None = None
+    data_wait_share: list[float] = field(default_factory=list)  # empty: not measurable
+    data_read_share: list[float] = field(default_factory=list)
     final_loss: float = float("nan")
     final_accuracy: float = float("nan")
     weights_digest: str = ""
-    threads: tuple[int, int] = (0, 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field."""
-        return asdict(self)
+    threads: tuple[int, int] = (0, 0)  # (intra, inter) op threads; 0 is TF's default
 
 
 def epoch_batches(n: int, batch_size: int, epoch: int, seed: int,
@@ -72,15 +65,23 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int,
 
 
 def scale(images: np.ndarray, model: str) -> np.ndarray:
-    """Pixels to float32 in [0, 1] (x / 255), with a channel axis added for the CNN."""
-    x = images.astype(np.float32) / np.float32(255.0)
+    """Integer pixels to float32 x / 255 (floats are taken as already in [0, 1]); a channel
+    axis is added for the CNN. `tf_scale` is its graph twin."""
+    x = images.astype(np.float32)
+    if np.issubdtype(images.dtype, np.integer):
+        x /= np.float32(255.0)
     return x[..., None] if model == "cnn" and x.ndim == 3 else x
 
 
-def _resolve(model: str, batch_size: int | None) -> int:
-    if model not in MODELS:
-        from fmtbench.errors import UnknownNameError
+def tf_scale(tf: Any, x: Any, cnn: bool) -> Any:
+    """The graph twin of `scale`: the same IEEE float32 division, so the same bytes."""
+    y = tf.cast(x, tf.float32) / tf.constant(255.0) if x.dtype.is_integer else tf.cast(x, tf.float32)
+    return y[..., None] if cnn else y
 
+
+def batch_size_for(model: str, batch_size: int | None) -> int:
+    """`batch_size`, or the model's default (mlp 128, cnn 50); an unknown model lists the valid."""
+    if model not in MODELS:
         raise UnknownNameError("model", model, MODELS)
     return int(batch_size or DEFAULT_BATCH[model])
 
@@ -90,16 +91,17 @@ def configure_tf(seed: int, threads: int | None = None) -> tuple[int, int]:
     import keras
     import tensorflow as tf
 
-    if threads is not None:
-        try:
+    try:
+        if threads is not None:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            warnings.warn(f"TensorFlow already initialized: cannot set threads={threads}", stacklevel=2)
+    except RuntimeError:
+        warnings.warn(f"TensorFlow already initialized: cannot set threads={threads}", stacklevel=2)
+    keras.backend.clear_session()  # drop earlier models (memory, layer names, traces)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    return (tf.config.threading.get_intra_op_parallelism_threads(),
-            tf.config.threading.get_inter_op_parallelism_threads())
+    th = tf.config.threading
+    return th.get_intra_op_parallelism_threads(), th.get_inter_op_parallelism_threads()
 
 
 def build_model(model: str, image_shape: tuple[int, ...], batch_size: int) -> Any:
@@ -108,12 +110,9 @@ def build_model(model: str, image_shape: tuple[int, ...], batch_size: int) -> An
     from keras import layers
 
     shape = (*image_shape, 1) if model == "cnn" and len(image_shape) == 2 else tuple(image_shape)
-    if model == "mlp":
-        body = [layers.Flatten(), layers.Dense(128, activation="relu")]
-    else:
-        body = [layers.Conv2D(f, 3, activation="relu") for f in (32, 64, 128)]
-        body += [layers.Flatten(), layers.Dense(128, activation="relu")]
-    net = keras.Sequential([keras.Input(shape), *body, layers.Dense(10, activation="softmax")])
+    convs = [layers.Conv2D(f, 3, activation="relu") for f in (32, 64, 128)] if model == "cnn" else []
+    net = keras.Sequential([keras.Input(shape), *convs, layers.Flatten(),
+                            layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")])
     net.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"], jit_compile=False)
     _trace(net, shape, batch_size)
@@ -127,9 +126,9 @@ def _trace(net: Any, shape: tuple[int, ...], batch_size: int) -> None:
     net.optimizer.build(net.trainable_variables)
     weights = net.get_weights()
     opt_state = [v.numpy() for v in net.optimizer.variables]
-    zeros = tf.data.Dataset.from_tensors(
-        (np.zeros((batch_size, *shape), np.float32), np.zeros(batch_size, np.int64)))
-    net.fit(zeros, epochs=1, verbose=0, shuffle=False)
+    # An unknown batch dimension, as Keras gives a PyDataset: one trace serves every path.
+    zeros = (np.zeros((batch_size, *shape), np.float32), np.zeros(batch_size, np.int64))
+    net.fit(tf.data.Dataset.from_tensor_slices(zeros).batch(batch_size), verbose=0, shuffle=False)
     net.set_weights(weights)
     for var, value in zip(net.optimizer.variables, opt_state):
         var.assign(value)
@@ -139,9 +138,7 @@ def weights_digest(net: Any) -> str:
     """sha256 over dtype, shape and bytes of every weight, in layer order."""
     h = hashlib.sha256()
     for w in net.get_weights():
-        w = np.ascontiguousarray(w)
-        h.update(f"{w.dtype.str}{w.shape}".encode())
-        h.update(memoryview(w).cast("B"))
+        h.update(f"{w.dtype.str}{w.shape}".encode() + np.ascontiguousarray(w).tobytes())
     return h.hexdigest()
 
 
@@ -167,15 +164,15 @@ def _make_feeder(reader: Any, model: str, batch_size: int, steps: int | None, se
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             t0 = time.perf_counter()
             images, labels = reader.read(self.order[i])
-            batch = (scale(images, model), labels)
+            images = scale(images, model)
             self.ready[i] = t1 = time.perf_counter()
             self.busy += t1 - t0
-            return batch
+            return images, labels
 
     return Feeder()
 
 
-def _timer(result: TrainResult, feeder: Any | None) -> Any:
+def epoch_timer(result: TrainResult, feeder: Any | None) -> Any:
     """A callback that sets the feeder's epoch and records epoch time and data wait."""
     import keras
 
@@ -202,8 +199,7 @@ def _timer(result: TrainResult, feeder: Any | None) -> Any:
 
 
 def _finish(net: Any, result: TrainResult, test: Split) -> TrainResult:
-    loss, acc = net.evaluate(scale(test.images, result.model), test.labels,
-                             batch_size=256, verbose=0)
+    loss, acc = net.evaluate(scale(test.images, result.model), test.labels, batch_size=256, verbose=0)
     result.final_loss, result.final_accuracy = float(loss), float(acc)
     result.weights_digest = weights_digest(net)
     return result
@@ -213,13 +209,12 @@ def train_case(reader: Any, test: Split, *, model: str = "mlp", epochs: int = 1,
                batch_size: int | None = None, steps_per_epoch: int | None = None,
                seed: int = 0, threads: int | None = None, source: str = "case") -> TrainResult:
     """Train `model` on every sample of `reader` in the shared seeded order; evaluate on `test`."""
-    bs = _resolve(model, batch_size)
+    bs = batch_size_for(model, batch_size)
     used = configure_tf(seed, threads)
     feeder = _make_feeder(reader, model, bs, steps_per_epoch, seed)
     net = build_model(model, tuple(reader.image_shape), bs)
-    result = TrainResult(source, model, epochs, len(feeder), bs, seed,
-                         data_wait_share=[], data_read_share=[], threads=used)
-    net.fit(feeder, epochs=epochs, verbose=0, shuffle=False, callbacks=[_timer(result, feeder)])
+    result = TrainResult(source, model, epochs, len(feeder), bs, seed, threads=used)
+    net.fit(feeder, epochs=epochs, verbose=0, shuffle=False, callbacks=[epoch_timer(result, feeder)])
     return _finish(net, result, test)
 
 
@@ -229,27 +224,27 @@ def train_in_memory(train: Split, test: Split, *, model: str = "mlp", epochs: in
     """The baseline: the same order through ``tf.data.Dataset.from_tensor_slices``, no shuffle op."""
     import tensorflow as tf
 
-    bs = _resolve(model, batch_size)
+    bs = batch_size_for(model, batch_size)
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
     used = configure_tf(seed, threads)
-    images, labels = train.images, train.labels
-    ds = None
+    ds = None  # one gathered copy per epoch; the batch dim stays unknown, as in the feeder
     for e in range(epochs):
-        order = epoch_batches(len(train), bs, e, seed, steps_per_epoch)
-        idx = order.reshape(-1)
-        one = tf.data.Dataset.from_tensor_slices((images[idx], labels[idx]))
-        one = one.batch(bs, drop_remainder=True)
+        idx = epoch_batches(len(train), bs, e, seed, steps_per_epoch).reshape(-1)
+        one = tf.data.Dataset.from_tensor_slices((train.images[idx], train.labels[idx])).batch(bs)
         ds = one if ds is None else ds.concatenate(one)
-    cnn = model == "cnn" and images.ndim == 3
-    ds = ds.map(lambda x, y: (_tf_scale(tf, x, cnn), y)).prefetch(tf.data.AUTOTUNE)
-    steps = len(order)
+    cnn = model == "cnn" and train.images.ndim == 3
+    ds = ds.map(lambda x, y: (tf_scale(tf, x, cnn), y)).prefetch(tf.data.AUTOTUNE)
+    steps = len(idx) // bs
     net = build_model(model, train.image_shape, bs)
     result = TrainResult("in-memory", model, epochs, steps, bs, seed, threads=used)
     net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
-            callbacks=[_timer(result, None)])
+            callbacks=[epoch_timer(result, None)])
     return _finish(net, result, test)
 
 
-def _tf_scale(tf: Any, x: Any, cnn: bool) -> Any:
-    """The graph twin of `scale` (the same IEEE float32 division, so the same bytes)."""
-    x = tf.cast(x, tf.float32) / tf.constant(255.0, tf.float32)
-    return x[..., None] if cnn else x
+def native_pipeline(case: Any, path: Any, **kwargs: Any) -> dict[str, Any]:
+    """The format's own streaming pipeline into the same model (see `workloads.native`)."""
+    from fmtbench.workloads.native import native_pipeline as run
+
+    return run(case, path, **kwargs)

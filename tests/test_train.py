@@ -1,0 +1,120 @@
+"""The train workload: every case trains to the in-memory baseline's exact weights.
+
+Each training run builds and traces a small MLP (about a second on 2 cores); TensorFlow is
+imported once for the whole file (~3.4 s).
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from conftest import make_split
+from fmtbench.formats import cases, get_case, missing_dependency
+from fmtbench.workloads.train import epoch_batches, native_pipeline, train_case, train_in_memory
+
+if importlib.util.find_spec("tensorflow") is None:  # checked without paying for the import
+    pytest.skip("the train workload needs tensorflow", allow_module_level=True)
+
+KW = dict(model="mlp", epochs=2, batch_size=64, seed=0)  # 512 samples: 8 steps per epoch
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_split(512, seed=11), make_split(128, seed=12)
+
+
+@pytest.fixture(scope="module")
+def baseline(splits):
+    return train_in_memory(*splits, **KW)
+
+
+@pytest.fixture(scope="module")
+def npy_path(splits, tmp_path_factory):
+    case = get_case("npy")
+    return case.write(splits[0], case.default_path(tmp_path_factory.mktemp("npy"))).path
+
+
+def _written(case_id, split, tmp_path):
+    """The case's file of `split`, or a skip when its library or adapter is not there yet."""
+    hint = missing_dependency(case_id.partition("/")[0])
+    if hint:
+        pytest.skip(hint)
+    case = get_case(case_id)
+    try:
+        return case, case.write(split, case.default_path(tmp_path)).path
+    except NotImplementedError:
+        pytest.skip(f"{case_id}: adapter not implemented yet")
+
+
+class Faulty:
+    """A reader wrapper that serves the wrong data with the right shape."""
+
+    def __init__(self, reader, fault):
+        self.reader, self.fault, self.image_shape = reader, fault, reader.image_shape
+
+    def __len__(self):
+        return len(self.reader)
+
+    def read(self, indices):
+        indices = np.asarray(indices)
+        if self.fault == "mirrored":  # wrong samples: index i serves n-1-i
+            return self.reader.read(len(self) - 1 - indices)
+        return self.reader.read(indices[::-1])  # right samples, reversed within the batch
+
+
+def test_epoch_batches_are_one_seeded_permutation_per_epoch():
+    e0, e1 = epoch_batches(100, 16, 0, 7), epoch_batches(100, 16, 1, 7)
+    assert e0.shape == (6, 16) and len(set(e0.ravel())) == 96  # full batches, no repeats
+    assert np.array_equal(e0, epoch_batches(100, 16, 0, 7))
+    assert not np.array_equal(e0, e1)
+    assert np.array_equal(epoch_batches(100, 16, 1, 7, steps_per_epoch=2), e1[:2])
+
+
+def test_baseline_measures_what_it_trained(baseline):
+    assert baseline.steps_per_epoch == 8 and len(baseline.epoch_s) == 2
+    assert all(s > 0 for s in baseline.samples_per_s)
+    assert baseline.data_wait_share == []  # the in-graph pipeline cannot be timed
+    assert 0 <= baseline.final_accuracy <= 1 and np.isfinite(baseline.final_loss)
+    assert len(baseline.weights_digest) == 64
+
+
+def _one_per_format() -> list[str]:
+    """The first representative case of each format: feeding is format-independent, and the
+    conformance suite already checks every case's reads."""
+    first: dict[str, str] = {}
+    for c in cases(full=False):
+        first.setdefault(c.name, c.case_id)
+    return list(first.values())
+
+
+# (not `case_id`: conftest parametrizes that name over the conformance grid)
+@pytest.mark.parametrize("train_case_id", _one_per_format())
+def test_every_case_trains_to_the_baseline_weights(train_case_id, splits, baseline, tmp_path):
+    case, path = _written(train_case_id, splits[0], tmp_path)
+    with case.open(path) as reader:
+        result = train_case(reader, splits[1], **KW)
+    assert result.weights_digest == baseline.weights_digest
+    assert result.final_loss == baseline.final_loss
+    assert len(result.data_wait_share) == 2
+    assert all(0 <= w <= 1 for w in result.data_wait_share + result.data_read_share)
+
+
+def test_another_seed_gives_other_weights(splits, baseline):
+    assert train_in_memory(*splits, **{**KW, "seed": 1}).weights_digest != baseline.weights_digest
+
+
+@pytest.mark.parametrize("fault", ["mirrored", "reversed"])
+def test_a_reader_serving_a_wrong_order_is_caught(fault, splits, baseline, npy_path):
+    # even the same samples in another order within each batch change the float sums
+    with get_case("npy").open(npy_path) as reader:
+        result = train_case(Faulty(reader, fault), splits[1], **KW)
+    assert result.weights_digest != baseline.weights_digest
+
+
+@pytest.mark.parametrize("native_case_id", ["npy", "hdf5/chunk64", "tfrecord/gzip"])
+def test_native_pipeline_runs(native_case_id, splits, tmp_path):
+    case, path = _written(native_case_id, splits[0], tmp_path)
+    out = native_pipeline(case, path, model="mlp", batch_size=64, steps=12, seed=0)
+    assert out["samples_per_s"] > 0 and out["steps"] == 12 and out["order_identical"] is False
