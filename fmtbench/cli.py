@@ -244,6 +244,9 @@ def summary_table(store) -> str:
     failures = []
     for rec in store.records():
         if rec["kind"] == "measurement":
+            if rec["metric"] == "epoch_s" and rec["extra"].get("weights_match_baseline") is False:
+                failures.append(f"WEIGHTS DIFFER {rec['case']}: training through it did not reproduce "
+                                f"the in-memory baseline's weights, so its batches were not identical")
             row = rows.setdefault(rec["case"], {})
             if rec["cache"] != "cold" or rec["metric"] not in row:  # warm wins where both ran
                 row[rec["metric"]] = rec["median"]

@@ -60,7 +60,14 @@ class Runner:
         self.data_dir = Path(data_dir)
         self.done = store.done_keys() if resume else set()
         self.on_unit = on_unit or (lambda label: None)
-        self.baseline_digest: str | None = None
+        self.baseline_digest: str | None = self._stored_baseline() if resume else None
+
+    def _stored_baseline(self) -> str | None:
+        """The in-memory baseline's weights digest from an earlier, resumed run of this dataset."""
+        for rec in reversed(self.store.records("measurement")):
+            if (rec["case"], rec["metric"], rec["dataset_digest"]) == (BASELINE, "epoch_s", self.ds.digest):
+                return rec["extra"].get("weights_digest")
+        return None
 
     def _key(self, case_id: str, workload: str, cache: str) -> tuple:
         return (case_id, self.ds.name, workload, cache)
