@@ -31,13 +31,15 @@ class Profile:
         return asdict(self)
 
 
+# Budgets on a 2-core machine: quick < ~3 min (CI), default < ~30 min for ~70 cases on 60k
+# samples (so warm cache only, 3 repeats), full = both caches, more repeats, scaling sizes.
 PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=10, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
-    "default": Profile("default", n=None, full_grid=True, caches=("warm", "cold"), repeats=5, warmup=1,
-                       scan_batch=1024, random_singles=1000, random_batches=30, random_batch_size=64,
-                       train_model="mlp", train_epochs=2, train_steps=None, train_batch=128, native_steps=200),
+    "default": Profile("default", n=None, full_grid=True, caches=("warm",), repeats=3, warmup=1,
+                       scan_batch=1024, random_singles=300, random_batches=10, random_batch_size=64,
+                       train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=100),
     "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), repeats=7, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
