@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -213,7 +214,6 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
     ds = _load_dataset(dataset, dataset_path, n if n is not None else profile.n)
     click.echo(f"{ds.name}: {ds.provenance}; train {len(ds.train)}, test {len(ds.test)}", err=True)
-    data_dir = Path(results_dir) / "data" / f"{ds.name}-{ds.digest[:12]}"
     machine = provenance.collect(data_dir=results_dir)
     overhead = harness_overhead(repeats=15)
     machine["harness_overhead"] = {
@@ -223,17 +223,29 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     }
     store.start_run(machine, argv=sys.argv, profile=profile.as_dict(), dataset=ds.name,
                     dataset_digest=ds.digest)
-    plan = Plan(chosen, chosen_workloads, caches)
-    units = plan.units()
+    # The main dataset through every chosen case; then (full profile) how costs grow with N,
+    # on seeded synthetic data through the representative cases, without training.
+    jobs = [(lambda: ds, Plan(chosen, chosen_workloads, caches))]
+    scaling = tuple(w for w in chosen_workloads if w != "train")
+    for size in profile.sizes if scaling else ():
+        jobs.append((lambda size=size: dataclasses.replace(
+            _load_dataset("synthetic", None, size), name=f"synthetic-{size}"),
+            Plan(cases(None, full=False), scaling, caches)))
     from tqdm import tqdm
 
-    with tqdm(total=len(units), desc=f"fmtbench {profile.name}", unit="unit", file=sys.stderr,
+    total = sum(len(plan.units()) for _, plan in jobs)
+    with tqdm(total=total, desc=f"fmtbench {profile.name}", unit="unit", file=sys.stderr,
               dynamic_ncols=True) as bar:
         def advance(label: str) -> None:
             bar.set_postfix_str(label[:60])
             bar.update(1)
 
-        Runner(ds, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance).run(plan)
+        for load, plan in jobs:
+            data = load()  # one scaling dataset in memory at a time
+            data_dir = Path(results_dir) / "data" / f"{data.name}-{data.digest[:12]}"
+            Runner(data, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance).run(plan)
+            if data is not ds:
+                shutil.rmtree(data_dir, ignore_errors=True)  # scaling files can be gigabytes
     click.echo(summary_table(store))
     click.echo(f"results: {store.path}", err=True)
 
