@@ -19,19 +19,23 @@ Schema (``SCHEMA_VERSION = 1``). Every record has ``schema`` (int), ``kind``, ``
   ``traceback`` (its last lines).
 - ``skip``: ``case``, ``dataset``, ``workload``, ``cache``, ``reason``.
 - ``done``: ``case``, ``dataset``, ``workload``, ``cache``: written after every measurement
-  of that unit; a resumed run skips the units that have one (``done_keys``).
+  of that unit; a resumed run skips the units that have one (``done_keys``). A unit's
+  records are written together (``ResultStore.unit``); if a kill tears them, the resumed run
+  measures the unit again, and readers take the last record of each (case, dataset,
+  workload, metric, cache).
 
 Non-finite numbers are stored as null, so every line is strict JSON.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import traceback
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -75,6 +79,7 @@ class ResultStore:
         self.path = self.folder / FILENAME
         self.run_id = run_id or f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         self._repaired = False
+        self._pending: list[str] | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8"):
@@ -107,13 +112,31 @@ class ResultStore:
         if rec.get("kind") not in KINDS:
             raise FmtbenchError(f"record kind {rec.get('kind')!r} is not one of {', '.join(KINDS)}")
         line = json.dumps(rec, allow_nan=False, separators=(",", ":")) + "\n"
+        if self._pending is not None:
+            self._pending.append(line)
+        else:
+            self._write(line)
+        return rec
+
+    def _write(self, text: str) -> None:
         if not self._repaired:
             self._cut_torn_tail()
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        return rec
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """Buffer the records of one unit and write them in one write and one fsync, so a kill
+        leaves all of a unit (its measurements and its "done") or, rarely, a prefix of it
+        without "done" that a resumed run measures again: readers take a unit's last record."""
+        self._pending = []
+        try:
+            yield
+            self._write("".join(self._pending))
+        finally:
+            self._pending = None
 
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every record (of `kind`, if given), in the order written; a torn last line is skipped."""

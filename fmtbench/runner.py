@@ -85,12 +85,16 @@ class Runner:
                 if not ob.values:
                     raise ValueError(f"{label}: metric {ob.metric} produced no values")
         except Exception as exc:  # recorded, and the run goes on
-            self.store.add_failure(**common, error=exc)
+            observations, failure = [], exc
         else:
+            failure = None
+        with self.store.unit():
+            if failure is not None:
+                self.store.add_failure(**common, error=failure)
             for ob in observations:
                 self.store.add_measurement(**common, metric=ob.metric, values=ob.values,
                                            dataset_digest=self.ds.digest, extra=ob.extra)
-        self.store.mark_done(**common)
+            self.store.mark_done(**common)
         self.on_unit(label)
 
     def run(self, plan: Plan) -> None:
