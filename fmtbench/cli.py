@@ -190,10 +190,17 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--resume", is_flag=True, help="Skip units already finished in this results store.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Override the profile's repeats.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every index order and of training.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default="reports/fmtbench-report.html",
+              show_default=True, help="Where the HTML report of this run goes (CSV and JSON beside it).")
+@click.option("--no-report", is_flag=True, help="Only measure; render later with `fmtbench report`.")
 def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
             workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
-            repeats: int | None, seed: int) -> None:
-    """Measure write, scan, random access and training for every chosen case."""
+            repeats: int | None, seed: int, report_path: str, no_report: bool) -> None:
+    """Measure write, scan, random access and training for every chosen case, then report.
+
+    Results are appended to RESULTS/results.jsonl as each unit finishes; --resume continues
+    an interrupted run. The report is one self-contained HTML page (see `fmtbench report`).
+    """
     import dataclasses
 
     from fmtbench import provenance
@@ -248,6 +255,11 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
                 shutil.rmtree(data_dir, ignore_errors=True)  # scaling files can be gigabytes
     click.echo(summary_table(store))
     click.echo(f"results: {store.path}", err=True)
+    if not no_report:
+        from fmtbench.reports.render import write_report
+
+        done = write_report([store.path], report_path, dataset=ds.name, argv=sys.argv)
+        click.echo(f"report:  {done.html} ({done.html_bytes / 1024:.0f} KiB)", err=True)
 
 
 def summary_table(store) -> str:

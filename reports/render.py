@@ -1,6 +1,8 @@
 """Render result stores into one self-contained HTML page, plus the table as CSV and JSON beside it."""
 from __future__ import annotations
 
+from fmtbench.atomic import atomic_path
+
 import csv
 import functools
 import json
@@ -100,8 +102,8 @@ def write_report(paths: list[str | os.PathLike[str]], output: str | os.PathLike[
     ctx = context(results, dataset, argv)
     html = render_html(ctx)
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    with atomic_path(out) as tmp:  # a reader never sees half a page
+        tmp.write_text(html, encoding="utf-8")
     csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
     export(ctx["frame"], ctx, csv_path, json_path)
     return Written(out, csv_path, json_path, out.stat().st_size, time.perf_counter() - t0)
