@@ -20,11 +20,6 @@ def report_cmd(results: tuple[str, ...], output: str, dataset: str | None) -> No
     """
     from fmtbench.reports.render import write_report
 
-    try:
-        import jinja2  # noqa: F401
-    except ImportError as exc:  # jinja2 is an optional extra
-        raise click.ClickException(f"the report needs jinja2: pip install 'fmtbench[report]' ({exc})") from exc
-
     done = write_report(list(results), output, dataset=dataset, argv=["fmtbench", *sys.argv[1:]])
     click.echo(f"report: {done.html} ({done.html_bytes / 1024:.0f} KiB, {done.seconds:.2f} s)")
     click.echo(f"table:  {done.csv}, {done.json}")
