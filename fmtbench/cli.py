@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -13,6 +14,10 @@ import numpy as np
 from fmtbench.errors import FmtbenchError, FormatError
 
 DEFAULT_DATASET = "auto"
+
+# TensorFlow's C++ log (graph-version notices at ERROR level among them) would bury the progress
+# bar; real TF failures still surface as Python exceptions. A user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _load_dataset(name: str, path: str | None, n: int | None):
