@@ -295,9 +295,11 @@ def summary_table(store) -> str:
     return "\n".join(lines + failures)
 
 
-from fmtbench.reports.cli import report_cmd  # noqa: E402  (light: jinja2 loads on use)
+from fmtbench.reports.asv_history import asv_report_cmd  # noqa: E402  (both light to import)
+from fmtbench.reports.cli import report_cmd  # noqa: E402
 
 main.add_command(report_cmd)
+main.add_command(asv_report_cmd)
 
 
 def run() -> None:
