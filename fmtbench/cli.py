@@ -195,12 +195,18 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--resume", is_flag=True, help="Skip units already finished in this results store.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Override the profile's repeats.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every index order and of training.")
+@click.option("--model", type=click.Choice(["mlp", "cnn"]), default=None,
+              help="Model of the train workload (default: the profile's, mlp). cnn is the seed's "
+                   "Conv2D 32-64-128 network: ~100x slower on CPU, so pair it with --train-steps.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=None,
+              help="Limit training to this many steps per epoch.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default="reports/fmtbench-report.html",
               show_default=True, help="Where the HTML report of this run goes (CSV and JSON beside it).")
 @click.option("--no-report", is_flag=True, help="Only measure; render later with `fmtbench report`.")
 def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
             workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
-            repeats: int | None, seed: int, report_path: str, no_report: bool) -> None:
+            repeats: int | None, seed: int, model: str | None, train_steps: int | None,
+            report_path: str, no_report: bool) -> None:
     """Measure write, scan, random access and training for every chosen case, then report.
 
     Results are appended to RESULTS/results.jsonl as each unit finishes; --resume continues
@@ -220,6 +226,10 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         profile = dataclasses.replace(profile, repeats=repeats)
     if cache:
         profile = dataclasses.replace(profile, caches=("warm", "cold") if cache == "both" else (cache,))
+    if model:
+        profile = dataclasses.replace(profile, train_model=model, train_batch=50 if model == "cnn" else 128)
+    if train_steps:
+        profile = dataclasses.replace(profile, train_steps=train_steps)
     caches = profile.caches
     chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()])
     chosen = cases(case_patterns or None, full=profile.full_grid)

@@ -15,6 +15,7 @@ class Profile:
     full_grid: bool  # every registered case, or the representative subset
     caches: tuple[str, ...]
     repeats: int
+    write_repeats: int  # writes are the slowest unit (gzip9 ~25 s on 60k): fewer repeats
     warmup: int
     scan_batch: int
     random_singles: int  # K single-sample reads per repeat
@@ -34,13 +35,13 @@ class Profile:
 # Budgets on a 2-core machine: quick < ~3 min (CI), default < ~30 min for ~70 cases on 60k
 # samples (so warm cache only, 3 repeats), full = both caches, more repeats, scaling sizes.
 PROFILES = {
-    "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, warmup=1,
+    "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, write_repeats=3, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=10, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
-    "default": Profile("default", n=None, full_grid=True, caches=("warm",), repeats=3, warmup=1,
-                       scan_batch=1024, random_singles=300, random_batches=10, random_batch_size=64,
+    "default": Profile("default", n=None, full_grid=True, caches=("warm",), repeats=3, write_repeats=2,
+                       warmup=1, scan_batch=1024, random_singles=300, random_batches=10, random_batch_size=64,
                        train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=100),
-    "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), repeats=7, warmup=1,
+    "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), repeats=7, write_repeats=3, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
                     sizes=(10_000, 100_000, 1_000_000)),

@@ -13,7 +13,7 @@ from ._base import Observation
 
 def run_write(case: Adapter, split: Split, path: Path, profile: Profile) -> list[Observation]:
     """Write `split` to `path` `profile.repeats` times (each atomic, each replacing the last)."""
-    m = measure(lambda: case.write(split, path), repeats=max(1, profile.repeats // 2), warmup=0)
+    m = measure(lambda: case.write(split, path), repeats=profile.write_repeats, warmup=0)
     info = m.results[-1]
     return [
         Observation("write_s", m.seconds.values, {"rows": info.rows}),
