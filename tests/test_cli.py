@@ -1,0 +1,80 @@
+"""The command line as a user meets it: listings, convert, verify, and its error messages."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from fmtbench.formats import cases, get_case
+
+
+def fmtbench(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, FMTBENCH_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "fmtbench", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cases_json_lists_every_case_with_ids_that_parse_back():
+    out = fmtbench("cases", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["case"] for r in rows] == [c.case_id for c in cases()]
+    assert {r["format"] for r in rows} == {"csv", "hdf5", "npy", "parquet", "sqlite", "tfrecord"}
+    for r in rows:
+        assert get_case(r["case"]).config == r["config"]
+
+
+def test_cases_pattern_and_unknown_format():
+    out = fmtbench("cases", "hdf5/*gzip9*")
+    assert out.returncode == 0 and out.stdout.strip()
+    assert all("gzip9" in line for line in out.stdout.splitlines())
+    bad = fmtbench("cases", "hdf9")
+    assert bad.returncode == 2
+    assert "unknown format 'hdf9'; valid: csv, hdf5, npy, parquet, sqlite, tfrecord" in bad.stderr
+
+
+def test_datasets_says_what_is_available_and_where():
+    out = fmtbench("datasets")
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
+    assert set(lines) == {"arrays", "fashion-mnist", "mnist", "synthetic"}
+    assert " yes " in lines["synthetic"] and "needs --dataset-path" in lines["arrays"]
+
+
+def test_convert_verify_and_a_detected_mismatch(tmp_path):
+    target = tmp_path / "train.npy"
+    out = fmtbench("convert", "-d", "synthetic", "--n", "300", "-c", "npy", "--out", str(target), "--verify")
+    assert out.returncode == 0, out.stderr
+    assert "verified" in out.stdout
+    ok = fmtbench("verify", "-d", "synthetic", "--n", "300", "-c", "npy", str(target))
+    assert ok.returncode == 0 and ok.stdout.startswith("OK:")
+
+    shorter = fmtbench("verify", "-d", "synthetic", "--n", "200", "-c", "npy", str(target))
+    assert shorter.returncode == 1 and "300 samples in file, 200 expected" in shorter.stderr
+
+    images = np.load(target / "images.npy", mmap_mode="r+")  # silent damage NPY cannot detect
+    images[123, 5, 5] ^= 0xFF
+    images.flush()
+    del images
+    bad = fmtbench("verify", "-d", "synthetic", "--n", "300", "-c", "npy", str(target))
+    assert bad.returncode == 1 and "scan: sample 123 differs" in bad.stderr
+
+
+def test_verify_of_a_corrupt_file_is_a_clear_error(tmp_path):
+    target = tmp_path / "train.parquet"
+    assert fmtbench("convert", "-d", "synthetic", "--n", "300", "-c", "parquet/rg1024-zstd",
+                    "--out", str(target)).returncode == 0
+    target.write_bytes(target.read_bytes()[:1000])
+    out = fmtbench("verify", "-d", "synthetic", "--n", "300", "-c", "parquet/rg1024-zstd", str(target))
+    assert out.returncode == 2
+    assert "corrupt or unreadable file" in out.stderr and str(target) in out.stderr
+
+
+def test_convert_several_cases_into_a_folder(tmp_path):
+    out = fmtbench("convert", "-d", "synthetic", "--n", "200", "-c", "sqlite", "-c", "csv",
+                   "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("train.*"))
+    assert "csv/train.csv" in written and "sqlite/train.sqlite" in written
