@@ -32,15 +32,17 @@ class Profile:
         return asdict(self)
 
 
-# Budgets on a 2-core machine: quick < ~3 min (CI), default < ~30 min for ~70 cases on 60k
-# samples (so warm cache only, 3 repeats), full = both caches, more repeats, scaling sizes.
+# Budgets on a 2-core machine: quick < ~3 min (CI), default < ~30 min for ~80 cases on 60k
+# samples (so warm cache only, 3 repeats, and 100 training steps per epoch: a full epoch from
+# 1024-row gzip chunks under the default 1 MiB chunk cache took ~100 s of a 40-minute run),
+# full = both caches, more repeats, whole epochs, scaling sizes.
 PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, write_repeats=3, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=10, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
     "default": Profile("default", n=None, full_grid=True, caches=("warm",), repeats=3, write_repeats=2,
                        warmup=1, scan_batch=1024, random_singles=300, random_batches=10, random_batch_size=64,
-                       train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=100),
+                       train_model="mlp", train_epochs=1, train_steps=100, train_batch=128, native_steps=100),
     "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), repeats=7, write_repeats=3, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
