@@ -126,8 +126,9 @@ class Reader(ABC):
         """Yield batches in file order."""
 
     def drop_caches(self) -> None:
-        """Forget in-process caches of file data (HDF5 chunk cache, decoded row groups) so a
-        cold-cache repeat really starts cold; a random-access index is kept on purpose."""
+        """Forget in-process caches of file data (HDF5 chunk cache, SQLite page cache, mapped
+        pages). The runner calls it before every timed repeat, warm or cold, so no repeat reads
+        what an earlier one decoded; a random-access index is kept on purpose."""
 
     def close(self) -> None:
         """Release the file; safe to call twice."""

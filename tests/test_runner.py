@@ -127,3 +127,29 @@ def test_a_failing_case_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
     assert "simulated unreadable disk" in failures[0]["error"]["message"]
     assert any(r["case"] == "sqlite" and r["workload"] == "scan" for r in store.records("measurement"))
     assert len(store.done_keys()) == 2 * len(plan.cases)
+
+
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_every_timed_repeat_starts_with_empty_library_caches(tmp_path, monkeypatch, cache):
+    """A 64 MiB chunk cache holds this whole file: a repeat must not read what the last decoded."""
+    from fmtbench.formats import get_case
+    from fmtbench.formats.hdf5 import HDF5Reader
+
+    events: list[str] = []
+    real_drop, real_scan = HDF5Reader.drop_caches, HDF5Reader._scan
+
+    def drop(self):
+        events.append("drop")
+        real_drop(self)
+
+    def scan(self, batch_size):
+        events.append("scan")
+        yield from real_scan(self, batch_size)
+
+    monkeypatch.setattr(HDF5Reader, "drop_caches", drop)
+    monkeypatch.setattr(HDF5Reader, "_scan", scan)
+    ds = Dataset("synthetic", make_split(300), make_split(50, seed=1), "test data")
+    profile = get_profile("quick")
+    plan = Plan([get_case("hdf5/chunk64-gzip4-cache64m")], ("scan",), (cache,))
+    Runner(ds, profile, ResultStore(tmp_path), tmp_path / "data").run(plan)
+    assert events == ["drop", "scan"] * (profile.warmup + profile.repeats)
