@@ -16,8 +16,12 @@ gzip and lzf ``shuffle`` is HDF5's filter (on uint8 pixels it only reorders the 
 Every combination writes Fashion-MNIST in seconds except gzip9 on chunk64/1024 (~25 s).
 
 How it reads. The file stays open with ``rdcc_nbytes`` = the ``cache`` option (HDF5's 1 MiB
-by default) and ``rdcc_nslots`` = the first prime >= cache/512. Indices are sorted and
-de-duplicated, read, and put back in the order asked with one gather.
+by default), ``rdcc_nslots`` = the first prime >= cache/512 and the sieve buffer off
+(``set_sieve_buf_size(0)``): by default HDF5 reads contiguous data through a 64 KiB sieve
+buffer, so each 784-byte random row costs a 64 KiB read (Fashion-MNIST, median of 3: single
+rows 23 -> 13 us, random batches of 64 sorted rows 80k -> 182k samples/s, scans unchanged;
+chunked data never uses the sieve). Indices are sorted and de-duplicated, read, and put back
+in the order asked with one gather.
 
 * Contiguous: fancy ``dset[sorted]`` (one H5Dread), at most 128 indices per call because
   h5py's fancy selection is quadratic (10000 indices: 4.8 s); a dense piece is one slice.
@@ -51,6 +55,7 @@ leaves between blocks is never read, so flips there change nothing.)
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,7 +112,11 @@ class HDF5Reader(Reader):
 
     def _open_file(self, path: Path) -> tuple[Any, Any]:
         h5py, cache = _h5py(), self._cache
-        self._file = h5py.File(path, "r", rdcc_nbytes=cache, rdcc_nslots=_prime_at_least(cache // 512))
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        mdc_nelmts, _, _, w0 = fapl.get_cache()
+        fapl.set_cache(mdc_nelmts, _prime_at_least(cache // 512), cache, w0)
+        fapl.set_sieve_buf_size(0)  # contiguous rows are read as asked, not as 64 KiB blocks
+        self._file = h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=fapl))
         try:
             self._images, self._labels = self._validated(path)
         except BaseException:
