@@ -11,6 +11,7 @@ from .units import number
 FRONT, OTHER, GRID, INK, MUTED = "#d9480f", "#adb5bd", "#e9ecef", "#212529", "#868e96"
 SERIES = ("#e8590c", "#1971c2", "#2f9e44", "#7048e8")
 _CHAR_W = 6.3  # approximate width of one 11px sans-serif character
+_LABEL_W = 6.7  # width of one character of an 11px monospace point label
 
 
 @dataclass
@@ -82,15 +83,19 @@ def _steps(lo: float, hi: float) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _place(placed: list[tuple[float, float, float, float]], x: float, y: float, w: float) -> float:
-    """A y for a label at (x, y) of width w that overlaps no label placed so far."""
-    for dy in (0, 12, -12, 24, -24, 36, -36):
-        box = (x, y + dy - 10, x + w, y + dy + 2)
-        if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
-            placed.append(box)
-            return y + dy
-    placed.append((x, y - 10, x + w, y + 2))
-    return y
+def _place(placed: list[tuple[float, float, float, float]], xs: tuple[float, ...], y: float, w: float,
+           top: float, bottom: float) -> tuple[float, float] | None:
+    """An (x, y) for a label of width w near y, from the x positions `xs`, that overlaps no label
+    placed so far and stays between `top` and `bottom`; None when every spot is taken."""
+    for dy in (0, 12, -12, 24, -24, 36, -36, 48, -48, 60, -60):
+        for x in xs:
+            box = (x, y + dy - 10, x + w, y + dy + 2)
+            if box[1] < top or box[3] > bottom:
+                continue
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                placed.append(box)
+                return x, y + dy
+    return None
 
 
 def scatter(points: list[Point], front: list[str], x_label: str, y_label: str, title: str,
@@ -130,13 +135,13 @@ def scatter(points: list[Point], front: list[str], x_label: str, y_label: str, t
         body.append(f'<circle cx="{xa.px(p.x):.1f}" cy="{ya.px(p.y):.1f}" r="{r}" fill="{colour}" '
                     f'fill-opacity="0.9" stroke="#fff"><title>{_e(p.tip or p.case)}</title></circle>')
     placed: list[tuple[float, float, float, float]] = []
-    for p in sorted(fr, key=lambda p: -ya.px(p.y)):
-        x, y, w = xa.px(p.x) + 7, ya.px(p.y) + 4, len(p.case) * _CHAR_W
-        anchor = "start"
-        if x + w > W - R:
-            x, anchor = x - 14 - w, "start"
-        y = _place(placed, x, y, w)
-        body.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" class="label">{_e(p.case)}</text>')
+    for p in sorted(fr, key=lambda p: -ya.px(p.y)):  # a label with no free spot is left out:
+        w = len(p.case) * _LABEL_W                      # the caption under the chart lists the front
+        right, left = xa.px(p.x) + 7, xa.px(p.x) - 7 - w
+        xs = tuple(x for x in (right, left) if L <= x and x + w <= W - R) or (max(L, left),)
+        spot = _place(placed, xs, ya.px(p.y) + 4, w, T, H - B)
+        if spot is not None:
+            body.append(f'<text x="{spot[0]:.1f}" y="{spot[1]:.1f}" class="label">{_e(p.case)}</text>')
     return _svg(W, H, title, body)
 
 
