@@ -10,12 +10,11 @@ regression check on a few of them.
 Only light modules are imported here: the forkserver preimports the whole suite, and a storage
 library (or TensorFlow) imported at module level would sit in every benchmark's process.
 """
-import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
 
-from fmtbench.formats import REGISTRY, cases, get_case, missing_dependency
+from fmtbench.formats import cases, get_case, import_libraries, missing_dependency
 from fmtbench.profiles import get_profile
 
 FULL = os.environ.get("FMTBENCH_ASV_FULL") == "1"
@@ -42,8 +41,7 @@ def need(case_id, load=True):
     if missing:
         raise NotImplementedError(missing)
     if load:
-        for module in REGISTRY[case.name].requires:
-            importlib.import_module(module)
+        import_libraries(case.name)
     return case
 
 

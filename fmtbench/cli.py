@@ -108,10 +108,12 @@ def _progress(items, desc: str):
 def convert_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
                 split: str, out: str, verify: bool) -> None:
     """Write a dataset split through one or more cases."""
-    from fmtbench.formats import cases, require
+    from fmtbench.formats import cases, import_libraries, require
 
     chosen = cases(None if "all" in case_patterns else case_patterns)
     require({c.name for c in chosen})
+    for name in sorted({c.name for c in chosen}):  # the per-case seconds time the write alone
+        import_libraries(name)
     ds = _load_dataset(dataset, dataset_path, n)
     data = ds.split(split)
     click.echo(f"{ds.name}: {ds.provenance}; {split} {len(data)} x {data.image_shape}", err=True)

@@ -242,7 +242,7 @@ class TFRecordAdapter(Adapter):
         with tf.io.TFRecordWriter(str(path), options) as w:
             for img, lab in zip(split.images, split.labels.tolist()):
                 image[0], label[0] = img.tobytes(), lab
-                w.write(ex.SerializeToString())
+                w.write(ex.SerializeToString(deterministic=True))  # map keys sorted: same bytes every run
                 feature.pop("count", None)  # the first record only
 
     def _open(self, path: Path) -> Reader:

@@ -124,3 +124,17 @@ def test_other_dtypes_round_trip(tmp_path):
 def test_empty_split_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no samples"):
         write("tfrecord", tmp_path, make_split(n=0))
+
+
+def test_the_same_data_writes_the_same_bytes_in_every_process(tmp_path, tf):
+    """tf.train.Example holds its features in a protobuf map, whose order follows the process's
+    string hashing unless serialized deterministically: then gzip sizes varied run to run."""
+    code = ("import sys; from fmtbench.datasets import load; from fmtbench.formats import get_case; "
+            "get_case('tfrecord/gzip').write(load('synthetic', n=50, seed=3).train, sys.argv[1])")
+    digests = set()
+    for hashseed in ("1", "2"):
+        out = tmp_path / f"seed{hashseed}.tfrecord"
+        env = {**__import__("os").environ, "PYTHONHASHSEED": hashseed, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=120)
+        digests.add(out.read_bytes())
+    assert len(digests) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fmtbench.datasets._base import Split
-from fmtbench.formats import Adapter
+from fmtbench.formats import Adapter, import_libraries
 from fmtbench.harness import measure
 from fmtbench.profiles import Profile
 
@@ -13,6 +13,7 @@ from ._base import Observation
 
 def run_write(case: Adapter, split: Split, path: Path, profile: Profile) -> list[Observation]:
     """Write `split` to `path` `profile.repeats` times (each atomic, each replacing the last)."""
+    import_libraries(case.name)
     m = measure(lambda: case.write(split, path), repeats=profile.write_repeats, warmup=0)
     info = m.results[-1]
     return [
