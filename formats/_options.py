@@ -88,8 +88,12 @@ class Size(Option):
     prefix: str = ""
     units: bool = False
     minimum: int = 1
+    #: a word that also parses to the default (which the id leaves out): ``contiguous``
+    default_word: str = ""
 
     def parse(self, token: str) -> tuple[bool, Any]:
+        if self.default_word and token == self.default_word:
+            return True, self.default
         unit = "([kmg]?)" if self.units else "()"
         m = re.fullmatch(re.escape(self.prefix) + r"(\d+)" + unit, token)
         if not m:
@@ -109,4 +113,5 @@ class Size(Option):
         return f"{self.prefix}{value}"
 
     def describe(self) -> str:
-        return f"{self.prefix}<N{'[k|m|g]' if self.units else ''}>"
+        form = f"{self.prefix}<N{'[k|m|g]' if self.units else ''}>"
+        return f"{form}|{self.default_word}" if self.default_word else form

@@ -219,7 +219,8 @@ class HDF5Adapter(Adapter):
     name: ClassVar[str] = "hdf5"
     suffix: ClassVar[str] = ".hdf5"
     options = (
-        Size("chunk", None, "rows per chunk along axis 0 (absent: contiguous)", prefix="chunk"),
+        Size("chunk", None, "rows per chunk along axis 0 (absent: contiguous)", prefix="chunk",
+             default_word="contiguous"),  # 'hdf5' alone means every HDF5 case; this picks one
         Choice("compression", "none", "chunk filter (needs chunk)",
                choices={t: t for t in ("none", *_GZIP, "lzf", *_BLOSC)}),
         Choice("shuffle", "none", "byte shuffle (HDF5 filter; Blosc's own with blosc*), or "

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_split
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError, InvalidCaseError
-from fmtbench.formats import get_case, missing_dependency
+from fmtbench.formats import cases, get_case, missing_dependency
 
 pytestmark = pytest.mark.skipif(missing_dependency("hdf5") is not None, reason=str(missing_dependency("hdf5")))
 
@@ -42,6 +42,15 @@ def test_ids_round_trip_to_the_documented_config():
     assert (case.config["chunk"], case.config["compression"], case.config["cache"]) == (1024, "gzip4", 64 << 20)
     assert get_case("hdf5/chunk64-blosczstd-bitshuffle").config["shuffle"] == "bit"
     assert get_case("hdf5/chunk64-cache1048576").case_id == "hdf5/chunk64"  # the default shows no token
+
+
+def test_the_contiguous_case_can_be_picked_alone():
+    """'hdf5' as a pattern means every HDF5 case; 'hdf5/contiguous' is the one contiguous case."""
+    assert len(cases(["hdf5"])) > 1
+    assert [c.case_id for c in cases(["hdf5/contiguous"])] == ["hdf5"]
+    assert get_case("hdf5/contiguous").case_id == "hdf5"  # the id itself stays short
+    with pytest.raises(InvalidCaseError, match="given twice"):
+        get_case("hdf5/chunk64-contiguous")
 
 
 @pytest.mark.parametrize("cid, chunks, filters", [
