@@ -38,7 +38,7 @@ class Profile:
 # full = both caches, more repeats, whole epochs, scaling sizes.
 PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, write_repeats=3, warmup=1,
-                     scan_batch=512, random_singles=200, random_batches=10, random_batch_size=64,
+                     scan_batch=512, random_singles=200, random_batches=50, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
     "default": Profile("default", n=None, full_grid=True, caches=("warm",), repeats=3, write_repeats=2,
                        warmup=1, scan_batch=1024, random_singles=300, random_batches=10, random_batch_size=64,
