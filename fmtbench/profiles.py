@@ -32,7 +32,7 @@ class Profile:
         return asdict(self)
 
 
-# Budgets on a 2-core machine: quick < ~3 min (CI), default < ~30 min for ~80 cases on 60k
+# Budgets on a 2-core machine: quick < ~3 min (CI), default < ~30 min for ~70 cases on 60k
 # samples (so warm cache only, 3 repeats, and 100 training steps per epoch: a full epoch from
 # 1024-row gzip chunks under the default 1 MiB chunk cache took ~100 s of a 40-minute run),
 # full = both caches, more repeats, whole epochs, scaling sizes.

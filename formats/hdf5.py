@@ -125,7 +125,7 @@ class HDF5Reader(Reader):
         return self._images, self._labels
 
     def drop_caches(self) -> None:
-        # The chunk cache lives as long as the open file: reopen so cold repeats decode afresh.
+        # The chunk cache lives as long as the open file: reopen so every repeat decodes afresh.
         self.close()
         self._open_file(self.path)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import subprocess
 import sys
@@ -134,7 +135,7 @@ def test_the_same_data_writes_the_same_bytes_in_every_process(tmp_path, tf):
     digests = set()
     for hashseed in ("1", "2"):
         out = tmp_path / f"seed{hashseed}.tfrecord"
-        env = {**__import__("os").environ, "PYTHONHASHSEED": hashseed, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {**os.environ, "PYTHONHASHSEED": hashseed, "TF_CPP_MIN_LOG_LEVEL": "3"}
         subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=120)
         digests.add(out.read_bytes())
     assert len(digests) == 1
