@@ -185,8 +185,9 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @_dataset_options
 @click.option("--cases", "-c", "case_patterns", multiple=True,
               help="Case ids or patterns (repeatable; default: the profile's cases).")
-@click.option("--workloads", "-w", default=",".join(("write", "scan", "random", "train")), show_default=True,
-              help="Comma-separated: write, scan, random, train.")
+@click.option("--workloads", "-w", default=",".join(("write", "scan", "random", "train", "native")),
+              show_default=True, help="Comma-separated: write, scan, random, train (shared seeded order), "
+                                      "native (each format's own streaming pipeline).")
 @click.option("--profile", "-p", "profile_name", type=click.Choice(["quick", "default", "full"]),
               default="default", show_default=True,
               help="quick: CI smoke (minutes); default: every case on the full dataset; full: more repeats and sizes.")
@@ -195,7 +196,14 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Folder of the results store (results.jsonl) and, under data/, the case files.")
 @click.option("--resume", is_flag=True, help="Skip units already finished in this results store.")
-@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Override the profile's repeats.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Interleaved rounds (default: the profile's): every unit runs once per round, each "
+                   "time in a fresh worker; a figure's spread is between rounds.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Timed calls inside one unit-round (default: the profile's); the round's value is their median.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "inline"]), default="local",
+              show_default=True, help="local: a fresh worker process per unit (every figure from the same "
+                                      "process state); inline: all in this process (debugging only).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every index order and of training.")
 @click.option("--model", type=click.Choice(["mlp", "cnn"]), default=None,
               help="Model of the train workload (default: the profile's, mlp). cnn is the seed's "
@@ -207,8 +215,8 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--no-report", is_flag=True, help="Only measure; render later with `fmtbench report`.")
 def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
             workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
-            repeats: int | None, seed: int, model: str | None, train_steps: int | None,
-            report_path: str, no_report: bool) -> None:
+            rounds: int | None, repeats: int | None, executor_name: str, seed: int, model: str | None,
+            train_steps: int | None, report_path: str, no_report: bool) -> None:
     """Measure write, scan, random access and training for every chosen case, then report.
 
     Results are appended to RESULTS/results.jsonl as each unit finishes; --resume continues
@@ -217,13 +225,16 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     import dataclasses
 
     from fmtbench import provenance
+    from fmtbench.executor import EXECUTORS
     from fmtbench.formats import cases
     from fmtbench.harness import harness_overhead
     from fmtbench.profiles import get_profile
     from fmtbench.results import ResultStore
-    from fmtbench.runner import Plan, Runner, check_workloads
+    from fmtbench.runner import Plan, Runner, check_workloads, measure_limits
 
     profile = get_profile(profile_name)
+    if rounds:
+        profile = dataclasses.replace(profile, rounds=rounds)
     if repeats:
         profile = dataclasses.replace(profile, repeats=repeats)
     if cache:
@@ -245,6 +256,9 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         "raw_pass_median_s": overhead.raw.median, "timer_floor_s": overhead.timer_floor_s,
         "bookkeeping_s": overhead.bookkeeping_s,
     }
+    executor = EXECUTORS[executor_name]()
+    machine["executor"] = executor.describe()
+    machine["limits"] = measure_limits(executor, profile, Path(results_dir) / "data", seed)
     store.start_run(machine, argv=sys.argv, profile=profile.as_dict(), dataset=ds.name,
                     dataset_digest=ds.digest)
     # The main dataset through every chosen case; then (full profile) how costs grow with N,
@@ -257,17 +271,21 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
             Plan(cases(None, full=False), scaling, caches)))
     from tqdm import tqdm
 
-    total = sum(len(plan.units()) for _, plan in jobs)
+    total = sum(len(plan.units()) for _, plan in jobs) * profile.rounds
     with tqdm(total=total, desc=f"fmtbench {profile.name}", unit="unit", file=sys.stderr,
               dynamic_ncols=True) as bar:
         def advance(label: str) -> None:
             bar.set_postfix_str(label[:60])
             bar.update(1)
 
+        def note(label: str) -> None:
+            bar.set_postfix_str(label[:60])
+
         for load, plan in jobs:
             data = load()  # one scaling dataset in memory at a time
             data_dir = Path(results_dir) / "data" / f"{data.name}-{data.digest[:12]}"
-            Runner(data, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance).run(plan)
+            Runner(data, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance,
+                   executor=executor, on_note=note).run(plan)
             if data is not ds:
                 shutil.rmtree(data_dir, ignore_errors=True)  # scaling files can be gigabytes
     click.echo(summary_table(store))
@@ -280,21 +298,22 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
 
 
 def summary_table(store) -> str:
-    """A plain-text table of the main medians per case (warm cache where measured, else cold)."""
+    """A plain-text table of the main medians per case over the rounds (warm cache where measured, else cold)."""
+    from fmtbench.reports.load import load
+
+    results = load([store.path])
     rows: dict[str, dict[str, float]] = {}
     failures = []
-    for rec in store.records():
-        if rec["kind"] == "measurement":
-            if rec["metric"] == "epoch_s" and rec["extra"].get("weights_match_baseline") is False:
-                failures.append(f"WEIGHTS DIFFER {rec['case']}: training through it did not reproduce "
-                                f"the in-memory baseline's weights, so its batches were not identical")
-            row = rows.setdefault(rec["case"], {})
-            if rec["cache"] != "cold" or rec["metric"] not in row:  # warm wins where both ran
-                row[rec["metric"]] = rec["median"]
-        elif rec["kind"] == "failure":
-            err = rec["error"]
-            failures.append(f"FAILED {rec['case']} {rec['workload']} {rec['cache']}: "
-                            f"{err['type']}: {err['message']}")
+    for row in results.rows:
+        if row.metric == "epoch_s" and row.extra.get("weights_match_baseline") is False:
+            failures.append(f"WEIGHTS DIFFER {row.case}: training through it did not reproduce "
+                            f"the in-memory baseline's weights, so its batches were not identical")
+        vals = rows.setdefault(row.case, {})
+        if row.cache != "cold" or row.metric not in vals:  # warm wins where both ran
+            vals[row.metric] = row.median
+    for prob in results.problems:
+        if prob.kind == "failure":
+            failures.append(f"FAILED {prob.case} {prob.workload} {prob.cache}: {prob.reason}")
     cols = [("file_bytes", "size MiB", 2**-20), ("write_s", "write s", 1),
             ("scan_samples_per_s", "scan/s", 1), ("random_p50_s", "p50 ms", 1e3),
             ("random_p99_s", "p99 ms", 1e3), ("batch_sorted_samples_per_s", "batch/s", 1),

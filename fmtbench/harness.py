@@ -25,7 +25,8 @@ class Measurement:
 
     seconds: Summary
     results: list[Any]
-    #: peak RSS of each repeat (VmHWM reset before the call), bytes.
+    #: memory each repeat added: its peak RSS (VmHWM, reset before the call) less the RSS just
+    #: before the call, bytes. What the process held before is not the call's.
     peak_rss: list[int]
     #: False when the peak could not be reset: then peak_rss is the process-lifetime peak.
     peak_rss_reset: bool
@@ -36,7 +37,7 @@ class Measurement:
 
     @property
     def peak_rss_bytes(self) -> int:
-        """Highest peak RSS over the repeats."""
+        """Most memory any repeat added above its starting RSS."""
         return max(self.peak_rss)
 
 
@@ -71,12 +72,13 @@ def measure(fn: Callable[[], Any], *, repeats: int, warmup: int = 1,
         if file_list is not None:
             resident.append(cache.residency(file_list))
         reset_ok = cache.reset_peak_rss() and reset_ok
+        rss0 = cache.rss_bytes() or 0
         io0 = _read_bytes()
         t0 = time.perf_counter()
         out = fn()
         t1 = time.perf_counter()
         io1 = _read_bytes()
-        peaks.append(cache.peak_rss_bytes())
+        peaks.append(max(0, cache.peak_rss_bytes() - rss0))
         seconds.append(t1 - t0)
         results.append(out)
         read.append(None if io0 is None or io1 is None else io1 - io0)

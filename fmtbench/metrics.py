@@ -26,7 +26,7 @@ _METRICS = [
     Metric("write_s", "s", "lower", "write time"),
     Metric("file_bytes", "bytes", "lower", "file size"),
     Metric("compression_ratio", "x", "higher", "compression ratio (raw / on disk)"),
-    Metric("write_peak_rss_bytes", "bytes", "lower", "peak memory while writing"),
+    Metric("write_peak_rss_bytes", "bytes", "lower", "memory a write adds (peak above the worker's start)"),
     # scan
     Metric("scan_samples_per_s", "samples/s", "higher", "scan throughput"),
     Metric("scan_mb_per_s", "MB/s", "higher", "scan throughput (decoded MB)"),
@@ -45,6 +45,9 @@ _METRICS = [
     Metric("final_loss", "", "lower", "final test loss"),
     Metric("final_accuracy", "", "higher", "final test accuracy"),
     Metric("native_samples_per_s", "samples/s", "higher", "native pipeline throughput"),
+    # limits of the machine (provenance, not cases): no reader can beat them
+    Metric("memcpy_mb_per_s", "MB/s", "higher", "memcpy bandwidth"),
+    Metric("page_cache_read_mb_per_s", "MB/s", "higher", "read(2) of a page-cached file"),
     # resources
     Metric("peak_rss_bytes", "bytes", "lower", "peak resident memory"),
     Metric("read_bytes", "bytes", "lower", "bytes read from storage"),

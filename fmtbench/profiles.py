@@ -14,9 +14,10 @@ class Profile:
     n: int | None  # training samples (None = the whole split)
     full_grid: bool  # every registered case, or the representative subset
     caches: tuple[str, ...]
-    repeats: int
-    write_repeats: int  # writes are the slowest unit (gzip9 ~25 s on 60k): fewer repeats
-    warmup: int
+    rounds: int  # interleaved rounds: every unit runs once per round, in a fresh worker
+    repeats: int  # timed calls inside one unit-round; the round's value is their median
+    write_repeats: int  # the same for writes, the slowest units (gzip9 ~25 s on 60k)
+    warmup: int  # untimed calls inside one unit-round before its timed ones
     scan_batch: int
     random_singles: int  # K single-sample reads per repeat
     random_batches: int  # random batches per repeat
@@ -37,13 +38,13 @@ class Profile:
 # 1024-row gzip chunks under the default 1 MiB chunk cache took ~100 s of a 40-minute run),
 # full = both caches, more repeats, whole epochs, scaling sizes.
 PROFILES = {
-    "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), repeats=3, write_repeats=3, warmup=1,
+    "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), rounds=3, repeats=3, write_repeats=1, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=50, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
-    "default": Profile("default", n=None, full_grid=True, caches=("warm",), repeats=3, write_repeats=2,
+    "default": Profile("default", n=None, full_grid=True, caches=("warm",), rounds=3, repeats=1, write_repeats=1,
                        warmup=1, scan_batch=1024, random_singles=300, random_batches=10, random_batch_size=64,
                        train_model="mlp", train_epochs=1, train_steps=100, train_batch=128, native_steps=100),
-    "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), repeats=7, write_repeats=3, warmup=1,
+    "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), rounds=7, repeats=3, write_repeats=1, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
                     sizes=(10_000, 100_000, 1_000_000)),

@@ -4,7 +4,7 @@ Every record is flushed and fsynced as it is written, so a killed run loses noth
 written; a record torn by a kill mid-write is the last line, skipped with a warning on read
 and cut off before the next append.
 
-Schema (``SCHEMA_VERSION = 1``). Every record has ``schema`` (int), ``kind``, ``run_id`` and
+Schema (``SCHEMA_VERSION = 2``; version 1 had no rounds). Every record has ``schema`` (int), ``kind``, ``run_id`` and
 ``time`` (UTC, ISO 8601). By kind:
 
 - ``provenance``: one per run: ``argv`` (command line), ``profile``, ``dataset`` and
@@ -14,11 +14,14 @@ Schema (``SCHEMA_VERSION = 1``). Every record has ``schema`` (int), ``kind``, ``
   ``fmtbench.metrics.METRICS``), ``cache`` ("warm", "cold" or "n/a"), ``unit`` and ``better``
   (copied from the metrics table, never given by the caller), ``values`` (every repeat),
   ``median``, ``q1``, ``q3``, ``ci_low``, ``ci_high`` (95% CI of the median, see
-  ``fmtbench.stats``), ``n``, and ``extra`` (a dict: residency, read_bytes, index cost, ...).
-- ``failure``: ``case``, ``dataset``, ``workload``, ``cache``, ``error`` ({"type", "message"}),
-  ``traceback`` (its last lines).
-- ``skip``: ``case``, ``dataset``, ``workload``, ``cache``, ``reason``.
-- ``done``: ``case``, ``dataset``, ``workload``, ``cache``: written after every measurement
+  ``fmtbench.stats``), ``n``, ``round`` (which interleaved round measured it; the runner stores
+  one value per round, and readers combine the rounds of a unit into one figure), and ``extra``
+  (a dict: residency, read_bytes, index cost, ``inner`` (the in-process repeats whose median
+  is the value), ``machine`` (load average and others' CPU share around the unit), ...).
+- ``failure``: ``case``, ``dataset``, ``workload``, ``cache``, ``round``, ``error``
+  ({"type", "message"}), ``traceback`` (its last lines).
+- ``skip``: ``case``, ``dataset``, ``workload``, ``cache``, ``round``, ``reason``.
+- ``done``: ``case``, ``dataset``, ``workload``, ``cache``, ``round``: written after every measurement
   of that unit; a resumed run skips the units that have one (``done_keys``). A unit's
   records are written together (``ResultStore.unit``); if a kill tears them, the resumed run
   measures the unit again, and readers take the last record of each (case, dataset,
@@ -32,7 +35,6 @@ import contextlib
 import json
 import math
 import os
-import traceback
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,11 +48,10 @@ from fmtbench.errors import FmtbenchError
 from fmtbench.metrics import metric as lookup_metric
 from fmtbench.stats import summarize
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "results.jsonl"
 KINDS = ("provenance", "measurement", "failure", "skip", "done")
 CACHES = ("warm", "cold", "n/a")
-_TRACEBACK_LINES = 30
 
 
 def _jsonable(value: Any) -> Any:
@@ -160,9 +161,10 @@ class ResultStore:
                 out.append(rec)
         return out
 
-    def done_keys(self) -> set[tuple[str, str, str, str]]:
-        """(case, dataset, workload, cache) of every unit marked done, for --resume."""
-        return {(r["case"], r["dataset"], r["workload"], r["cache"]) for r in self.records("done")}
+    def done_keys(self) -> set[tuple[str, str, str, str, int]]:
+        """(case, dataset, workload, cache, round) of every unit-round marked done, for --resume."""
+        return {(r["case"], r["dataset"], r["workload"], r["cache"], r.get("round", 0))
+                for r in self.records("done")}
 
     def start_run(self, provenance: Mapping[str, Any], argv: Sequence[str], profile: str,
                   dataset: str, dataset_digest: str | None = None) -> str:
@@ -173,7 +175,7 @@ class ResultStore:
 
     def add_measurement(self, case: str, workload: str, metric: str, cache: str,
                         values: Sequence[float], dataset: str, dataset_digest: str,
-                        extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                        extra: Mapping[str, Any] | None = None, round: int = 0) -> dict[str, Any]:
         """Summarize `values` and store them; unit and direction come from the metrics table."""
         m = lookup_metric(metric)
         _check_cache(cache)
@@ -183,32 +185,36 @@ class ResultStore:
             "dataset": dataset, "dataset_digest": dataset_digest, "workload": workload,
             "metric": m.name, "cache": cache, "unit": m.unit, "better": m.better,
             "values": s.values, "median": s.median, "q1": s.q1, "q3": s.q3,
-            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "extra": dict(extra or {}),
+            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "round": round, "extra": dict(extra or {}),
         })
 
-    def add_failure(self, case: str, workload: str, cache: str, error: BaseException,
-                    dataset: str | None = None) -> dict[str, Any]:
-        """Record that a unit failed: the error's type and message and the tail of its traceback."""
+    def add_failure(self, case: str, workload: str, cache: str, error: BaseException | Mapping[str, str],
+                    dataset: str | None = None, round: int = 0) -> dict[str, Any]:
+        """Record that a unit failed: the error's type and message and the tail of its traceback
+        (an exception, or the {"type", "message", "traceback"} a worker sent back)."""
         _check_cache(cache)
-        tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        if isinstance(error, BaseException):
+            from fmtbench.executor import error_record
+
+            error = error_record(error)
         return self.append({
-            "kind": "failure", "case": case, "dataset": dataset, "workload": workload,
-            "cache": cache, "error": {"type": type(error).__name__, "message": str(error)},
-            "traceback": "\n".join(tb.rstrip("\n").splitlines()[-_TRACEBACK_LINES:]),
+            "kind": "failure", "case": case, "dataset": dataset, "workload": workload, "cache": cache,
+            "round": round, "error": {"type": error["type"], "message": error["message"]},
+            "traceback": error.get("traceback", ""),
         })
 
     def add_skip(self, case: str, workload: str, cache: str, reason: str,
-                 dataset: str | None = None) -> dict[str, Any]:
+                 dataset: str | None = None, round: int = 0) -> dict[str, Any]:
         """Record that a unit was skipped, and why (e.g. a missing optional library)."""
         _check_cache(cache)
         return self.append({"kind": "skip", "case": case, "dataset": dataset,
-                            "workload": workload, "cache": cache, "reason": reason})
+                            "workload": workload, "cache": cache, "round": round, "reason": reason})
 
-    def mark_done(self, case: str, dataset: str, workload: str, cache: str) -> dict[str, Any]:
-        """Mark a unit finished, so --resume skips it."""
+    def mark_done(self, case: str, dataset: str, workload: str, cache: str, round: int = 0) -> dict[str, Any]:
+        """Mark a unit-round finished, so --resume skips it."""
         _check_cache(cache)
         return self.append({"kind": "done", "case": case, "dataset": dataset,
-                            "workload": workload, "cache": cache})
+                            "workload": workload, "cache": cache, "round": round})
 
 
 def _check_cache(cache: str) -> None:

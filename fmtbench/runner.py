@@ -1,33 +1,38 @@
-"""Drive the workloads through every chosen case and append results as each unit finishes.
+"""Plan the units of a run, schedule them in interleaved rounds, and store each as it finishes.
 
-A *unit* is (case, workload, cache). Each unit's measurements are stored, then a "done" record;
-`resume=True` skips units that are done, so an interrupted run goes on where it stopped.
-A unit that raises is stored as a failure and the run goes on.
+A *unit* is (case, workload, cache) in one *round*. The runner never measures: every unit runs
+in a worker through an `Executor` (`fmtbench.executor`; by default a fresh process per unit),
+so no figure depends on what ran before it. Round r runs every unit once, in an order shuffled
+with seed (seed, r), before round r + 1 starts: a slow minute of the machine spreads over all
+cases instead of landing on one, and a figure's spread is between rounds (between processes),
+not between back-to-back repeats. In each round the in-memory training baseline runs first, as
+the reference that round's training units are checked against.
 
-Every timed repeat (and warm-up) of a read workload starts with the reader's in-process caches
-empty (`Reader.drop_caches`: the HDF5 chunk cache, SQLite's page cache, mapped pages). *warm*
-means the operating system's page cache holds the file; *cold* evicts it as well. Without the
-reset, a 64 MiB HDF5 chunk cache holds all of decoded MNIST after the warm-up and a "gzip scan"
-would time memcpy, not gzip.
+Before the rounds, every case's file is written once (untimed, in a worker); reads use that
+file, and write units write a scratch copy beside it, so every round reads the same bytes.
+Each unit-round stores its measurements (one value per metric: the median of its in-process
+repeats), or its failure, then a "done" record; `resume=True` skips unit-rounds that are done.
 """
 from __future__ import annotations
 
-import time
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import cache as page_cache
+import numpy as np
+
 from fmtbench.datasets._base import Dataset
 from fmtbench.errors import UnknownNameError
-from fmtbench.formats import Adapter, Reader, missing_dependency
+from fmtbench.executor import DataRef, Executor, LocalExecutor, Outcome, Task, Unit
+from fmtbench.formats import Adapter, missing_dependency
 from fmtbench.profiles import Profile
 from fmtbench.results import ResultStore
-from fmtbench.workloads._base import Observation
 
-WORKLOADS = ("write", "scan", "random", "train")
+WORKLOADS = ("write", "scan", "random", "train", "native")
 CACHES = ("warm", "cold")
 BASELINE = "memory"  # the case id of the in-memory training baseline
+_ORDER_SALT = 7919  # keeps the round order's random stream apart from the workloads' index streams
 
 
 def check_workloads(names: Sequence[str]) -> tuple[str, ...]:
@@ -40,7 +45,7 @@ def check_workloads(names: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass
 class Plan:
-    """The units of a run, in execution order."""
+    """The cases, workloads and caches of a run; `units()` lists them once (rounds repeat them)."""
 
     cases: list[Adapter]
     workloads: tuple[str, ...]
@@ -52,21 +57,33 @@ class Plan:
             out.append((BASELINE, "train", "warm"))
         for case in self.cases:
             for w in self.workloads:
-                for c in (("n/a",) if w == "write" else ("warm",) if w == "train" else self.caches):
+                for c in (("n/a",) if w == "write" else ("warm",) if w in ("train", "native") else self.caches):
                     out.append((case.case_id, w, c))
         return out
 
 
+def round_order(units: Sequence[tuple[str, str, str]], seed: int, rnd: int) -> list[tuple[str, str, str]]:
+    """The order of round `rnd`: the baseline first, every other unit in a seeded shuffle."""
+    first = [u for u in units if u[0] == BASELINE]
+    rest = [u for u in units if u[0] != BASELINE]
+    perm = np.random.default_rng([seed, _ORDER_SALT, rnd]).permutation(len(rest))
+    return first + [rest[i] for i in perm]
+
+
 class Runner:
-    """Runs a Plan on one dataset into one ResultStore."""
+    """Runs a Plan on one dataset into one ResultStore, unit by unit through an executor."""
 
     def __init__(self, dataset: Dataset, profile: Profile, store: ResultStore, data_dir: Path,
-                 seed: int = 0, resume: bool = False, on_unit: Callable[[str], None] | None = None):
+                 seed: int = 0, resume: bool = False, on_unit: Callable[[str], None] | None = None,
+                 executor: Executor | None = None, on_note: Callable[[str], None] | None = None):
         self.ds, self.profile, self.store, self.seed = dataset, profile, store, seed
         self.data_dir = Path(data_dir)
         self.done = store.done_keys() if resume else set()
         self.on_unit = on_unit or (lambda label: None)
+        self.on_note = on_note or (lambda label: None)
+        self.executor = executor or LocalExecutor()
         self.baseline_digest: str | None = self._stored_baseline() if resume else None
+        self._data: DataRef | None = None
 
     def _stored_baseline(self) -> str | None:
         """The in-memory baseline's weights digest from an earlier, resumed run of this dataset."""
@@ -75,145 +92,86 @@ class Runner:
                 return rec["extra"].get("weights_digest")
         return None
 
-    def _key(self, case_id: str, workload: str, cache: str) -> tuple:
-        return (case_id, self.ds.name, workload, cache)
+    def _key(self, unit: Unit) -> tuple:
+        return (unit.case, self.ds.name, unit.workload, unit.cache, unit.round)
 
-    def _unit(self, case_id: str, workload: str, cache: str, body: Callable[[], list[Observation]]) -> None:
-        """Run one unit unless done; store its observations, or its failure, then mark it done."""
-        label = f"{case_id} {workload} {cache}"
-        if self._key(case_id, workload, cache) in self.done:
-            self.on_unit(label + " (done before)")
-            return
-        common = dict(case=case_id, workload=workload, cache=cache, dataset=self.ds.name)
-        try:
-            observations = body()
-            for ob in observations:
-                if not ob.values:
-                    raise ValueError(f"{label}: metric {ob.metric} produced no values")
-        except Exception as exc:  # recorded, and the run goes on
-            observations, failure = [], exc
-        else:
-            failure = None
-        with self.store.unit():
-            if failure is not None:
-                self.store.add_failure(**common, error=failure)
-            for ob in observations:
-                self.store.add_measurement(**common, metric=ob.metric, values=ob.values,
-                                           dataset_digest=self.ds.digest, extra=ob.extra)
-            self.store.mark_done(**common)
-        self.on_unit(label)
+    def _path(self, case_id: str) -> Path:
+        from fmtbench.formats import get_case
+
+        return get_case(case_id).default_path(self.data_dir, "train")
+
+    def task(self, unit: Unit) -> Task:
+        """The task that runs `unit` on this runner's dataset, files and profile."""
+        if self._data is None:
+            from fmtbench.worker import save_dataset
+
+            self._data = save_dataset(self.ds, self.data_dir / "_dataset")
+        baseline = unit.case == BASELINE
+        path = None if baseline else self._path(unit.case)
+        scratch = None if baseline else path.with_name(f"write-probe{path.suffix}")
+        return Task(unit, self.profile, self.seed, self._data, None if path is None else str(path),
+                    None if scratch is None else str(scratch), self.baseline_digest)
 
     def run(self, plan: Plan) -> None:
-        """Execute every unit of `plan`."""
-        if "train" in plan.workloads:
-            self._unit(BASELINE, "train", "warm", self._train_baseline)
-        for case in plan.cases:
-            missing = missing_dependency(case.name)
-            if missing:
-                for cid, w, c in plan.units():
-                    if cid == case.case_id and self._key(cid, w, c) not in self.done:
-                        self.store.add_skip(case=cid, workload=w, cache=c, dataset=self.ds.name, reason=missing)
-                        self.store.mark_done(case=cid, workload=w, cache=c, dataset=self.ds.name)
-                        self.on_unit(f"{cid} {w} {c} (skipped)")
+        """Prepare every case's file, then run `profile.rounds` interleaved rounds of every unit."""
+        units = plan.units()
+        skipped = {c.case_id: why for c in plan.cases if (why := missing_dependency(c.name))}
+        for rnd in range(self.profile.rounds):
+            for case_id, w, c in units:
+                unit = Unit(case_id, w, c, rnd)
+                if case_id in skipped and self._key(unit) not in self.done:
+                    with self.store.unit():
+                        self.store.add_skip(case=case_id, workload=w, cache=c, dataset=self.ds.name,
+                                            reason=skipped[case_id], round=rnd)
+                        self.store.mark_done(case=case_id, workload=w, cache=c, dataset=self.ds.name, round=rnd)
+                    self.on_unit(unit.label + " (skipped)")
+        todo = [u for u in units if u[0] not in skipped]
+        broken = self.prepare({case_id for case_id, w, _ in todo if case_id != BASELINE and w != "write"})
+        for rnd in range(self.profile.rounds):
+            for case_id, w, c in round_order(todo, self.seed, rnd):
+                unit = Unit(case_id, w, c, rnd)
+                if self._key(unit) in self.done:
+                    self.on_unit(unit.label + " (done before)")
+                elif case_id in broken and w != "write":
+                    self._store(unit, Outcome(error=broken[case_id]))
+                else:
+                    self._store(unit, self.executor.run(self.task(unit)))
+
+    def prepare(self, case_ids: set[str]) -> dict[str, dict]:
+        """Write each case's file once (in a worker); the errors of those that could not be."""
+        broken = {}
+        for case_id in sorted(case_ids):
+            if self._path(case_id).exists():
                 continue
-            self._run_case(case, plan)
+            self.on_note(f"writing {case_id}")
+            out = self.executor.run(self.task(Unit(case_id, "prepare", "n/a")))
+            if out.error is not None:
+                broken[case_id] = out.error
+        return broken
 
-    def _run_case(self, case: Adapter, plan: Plan) -> None:
-        path = case.default_path(self.data_dir, "train")
-        split = self.ds.train
-        if "write" in plan.workloads:
-            from fmtbench.workloads.write import run_write
-
-            self._unit(case.case_id, "write", "n/a", lambda: run_write(case, split, path, self.profile))
-        try:
-            if not path.exists():  # resumed run, or write not asked for: reads need the file
-                case.write(split, path)
-            t0 = time.perf_counter()
-            reader = case.open(path)
-            if len(reader) != len(split):
-                found = len(reader)
-                reader.close()
-                raise RuntimeError(f"{path} holds {found} samples, expected {len(split)}")
-        except Exception as exc:  # every read unit of this case fails with the same cause
-            for cid, w, c in plan.units():
-                if cid == case.case_id and w != "write":
-                    self._unit(cid, w, c, _raiser(exc))
-            return
-        open_s = time.perf_counter() - t0
-        with reader:
-            for cache in plan.caches:
-                hook = self._cold_hook(reader, path) if cache == "cold" else reader.drop_caches
-                if "scan" in plan.workloads:
-                    from fmtbench.workloads.scan import run_scan
-
-                    self._unit(case.case_id, "scan", cache, lambda: run_scan(reader, self.profile, hook))
-                if "random" in plan.workloads:
-                    from fmtbench.workloads.random import run_random
-
-                    def body(hook=hook) -> list[Observation]:
-                        obs = run_random(reader, self.profile, self.seed, hook)
-                        index = {"random_access": reader.random_access,
-                                 "index_seconds": reader.index_seconds, "index_bytes": reader.index_bytes}
-                        return [*obs, Observation("open_s", [open_s], index)]
-
-                    self._unit(case.case_id, "random", cache, body)
-            if "train" in plan.workloads:
-                self._unit(case.case_id, "train", "warm", lambda: self._train_case(case, reader, path))
-
-    @staticmethod
-    def _cold_hook(reader: Reader, path: Path) -> Callable[[], float]:
-        def evict() -> float:
-            reader.drop_caches()
-            return page_cache.cold([path])
-
-        return evict
-
-    def _train_kwargs(self) -> dict:
-        p = self.profile
-        return dict(model=p.train_model, epochs=p.train_epochs, batch_size=p.train_batch,
-                    steps_per_epoch=p.train_steps, seed=self.seed)
-
-    def _train_baseline(self) -> list[Observation]:
-        from fmtbench.workloads.train import train_in_memory
-
-        result = train_in_memory(self.ds.train, self.ds.test, **self._train_kwargs())
-        self.baseline_digest = result.weights_digest
-        return train_observations(result, baseline=None)
-
-    def _train_case(self, case: Adapter, reader: Reader, path: Path) -> list[Observation]:
-        from fmtbench.workloads.train import native_pipeline, train_case
-
-        result = train_case(reader, self.ds.test, **self._train_kwargs())
-        obs = train_observations(result, baseline=self.baseline_digest)
-        native = native_pipeline(case, path, model=self.profile.train_model,
-                                 batch_size=self.profile.train_batch,
-                                 steps=self.profile.native_steps, seed=self.seed)
-        obs.append(Observation("native_samples_per_s", [native["samples_per_s"]],
-                               {k: v for k, v in native.items() if k != "samples_per_s"}
-                               | {"order_identical": False}))
-        return obs
+    def _store(self, unit: Unit, out: Outcome) -> None:
+        """Store a unit-round's measurements (each metric's median over its repeats), or its error."""
+        common = dict(case=unit.case, workload=unit.workload, cache=unit.cache, dataset=self.ds.name,
+                      round=unit.round)
+        with self.store.unit():
+            if out.error is not None:
+                self.store.add_failure(**common, error=out.error)
+            for ob in out.observations:
+                extra = ob.extra | {"inner": [ob.values], "machine": [out.state]}
+                self.store.add_measurement(**common, metric=ob.metric, values=[statistics.median(ob.values)],
+                                           dataset_digest=self.ds.digest, extra=extra)
+                if unit.case == BASELINE and ob.metric == "epoch_s":
+                    self.baseline_digest = ob.extra.get("weights_digest")
+            self.store.mark_done(**common)
+        self.on_unit(unit.label)
 
 
-def _raiser(exc: BaseException) -> Callable[[], list[Observation]]:
-    def body() -> list[Observation]:
-        raise exc
-
-    return body
-
-
-def train_observations(result, baseline: str | None) -> list[Observation]:
-    """Observations of a TrainResult; `extra` carries the weights digest and its check."""
-    extra = {"weights_digest": result.weights_digest, "model": result.model, "epochs": result.epochs,
-             "threads": result.threads,
-             "batch_size": result.batch_size, "steps_per_epoch": result.steps_per_epoch,
-             "weights_match_baseline": None if baseline is None else result.weights_digest == baseline}
-    obs = [
-        Observation("epoch_s", result.epoch_s, extra),
-        Observation("train_samples_per_s", result.samples_per_s, extra),
-        Observation("final_loss", [result.final_loss], extra),
-        Observation("final_accuracy", [result.final_accuracy], extra),
-    ]
-    if result.data_wait_share:  # the in-graph baseline has no Python feeder to time
-        obs.append(Observation("data_wait_share", result.data_wait_share,
-                               extra | {"data_read_share": result.data_read_share}))
-    return obs
+def measure_limits(executor: Executor, profile: Profile, scratch: Path, seed: int = 0) -> dict[str, dict]:
+    """memcpy and page-cache read bandwidth, measured in a worker: what no reader can beat here."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = executor.run(Task(Unit("machine", "limits", "warm"), profile, seed,
+                            scratch=str(scratch / "limit-probe.bin")))
+    if out.error is not None:
+        return {"error": out.error["message"]}
+    return {ob.metric: {"median": statistics.median(ob.values), "min": min(ob.values), "max": max(ob.values),
+                        "n": len(ob.values)} for ob in out.observations}

@@ -120,20 +120,21 @@ def pareto_front(points: dict[str, tuple[float, float]], metrics: tuple[str, str
     return sorted(front, key=lambda c: points[c])
 
 
-def best_per_column(frame: Frame) -> dict[tuple[str, str], set[str]]:
-    """For each (metric, cache): the cases (baseline excluded) with the best median; ties all win.
+def best_per_column(frame: Frame, exclude: set = frozenset()) -> dict[tuple[str, str], set[str]]:
+    """For each (metric, cache): the cases (baseline and `exclude`d figures left out) with the best
+    median, and every case whose interval overlaps it: a tie, not a loss.
 
     A column whose values are all equal has no best (nothing to choose between).
     """
     out: dict[tuple[str, str], set[str]] = {}
     for metric, cache in frame.columns():
-        vals = {r.case: r.median for r in frame.rows
-                if r.metric == metric and r.cache == cache and r.case != BASELINE and r.median is not None}
-        if len(set(vals.values())) < 2:
+        rows = [r for r in frame.rows if r.metric == metric and r.cache == cache and r.case != BASELINE
+                and r.median is not None and (r.case, metric, cache) not in exclude]
+        if len({r.median for r in rows}) < 2:
             continue
         pick = max if METRICS[metric].better == "higher" else min
-        top = pick(vals.values())
-        out[(metric, cache)] = {c for c, v in vals.items() if v == top}
+        top = pick(rows, key=lambda r: r.median)
+        out[(metric, cache)] = {r.case for r in rows if r.median == top.median or outcome(r, top) == "same"}
     return out
 
 

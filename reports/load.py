@@ -10,6 +10,7 @@ from typing import Any
 from fmtbench.errors import FmtbenchError
 from fmtbench.metrics import METRICS
 from fmtbench.results import FILENAME, ResultStore
+from fmtbench.stats import summarize
 from fmtbench.runner import BASELINE  # the in-memory training baseline: a case id that is no format
 
 __all__ = ["BASELINE", "Problem", "Results", "Row", "case_config", "load", "store_path"]
@@ -118,12 +119,43 @@ def _problem(rec: dict[str, Any], source: int) -> Problem:
                    rec.get("cache") or "n/a", reason, source)
 
 
+def merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
+    """One `extra` from the rounds of a unit: lists are joined in round order, booleans must all
+    hold (None when any round has none), anything else is the last round's."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for e in extras for k in e):
+        vals = [e[key] for e in extras if key in e]
+        if all(isinstance(v, list) for v in vals):
+            out[key] = [x for v in vals for x in v]
+        elif all(isinstance(v, bool) for v in vals):
+            out[key] = all(vals)
+        elif any(isinstance(v, bool) for v in vals) and any(v is None for v in vals):
+            out[key] = None
+        else:
+            out[key] = vals[-1]
+    return out
+
+
+def _merged(rounds: dict[Any, tuple[int, dict[str, Any]]], source: int) -> Row:
+    """One row from a unit's per-round records (a legacy record without rounds stands alone)."""
+    recs = [rec for _, (_, rec) in sorted(rounds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+    if len(recs) == 1:
+        return _row(recs[0], source)
+    values = [v for rec in recs for v in rec.get("values") or [] if v is not None]
+    s = summarize(values)
+    rec = {**recs[-1], "values": values, "median": s.median, "q1": s.q1, "q3": s.q3, "ci_low": s.ci_low,
+           "ci_high": s.ci_high, "n": s.n, "extra": merge_extra([r.get("extra") or {} for r in recs])}
+    return _row(rec, source)
+
+
 def load(paths: list[str | os.PathLike[str]]) -> Results:
-    """Read every store in order; a later measurement of the same unit and metric replaces an earlier one.
+    """Read every store in order; the rounds of a unit's metric combine into one row (one value
+    per round), and a later measurement of the same round replaces an earlier one.
 
     A failure or skip is kept unless the same unit was measured after it (a later, successful run).
     """
-    rows: dict[tuple, tuple[int, Row]] = {}
+    rows: dict[tuple, dict[Any, tuple[int, dict[str, Any]]]] = {}
+    sources_of: dict[tuple, int] = {}
     problems: dict[tuple, tuple[int, Problem]] = {}
     provenance: list[dict[str, Any]] = []
     sources = []
@@ -135,19 +167,22 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
             seq += 1
             kind = rec.get("kind")
             if kind == "measurement":
-                row = _row(rec, source)
-                rows[(row.case, row.dataset, row.digest, row.workload, row.metric, row.cache)] = (seq, row)
+                key = (rec["case"], rec.get("dataset") or "?", rec.get("dataset_digest"),
+                       rec.get("workload") or "?", rec["metric"], rec.get("cache") or "n/a")
+                rows.setdefault(key, {})[rec.get("round")] = (seq, rec)
+                sources_of[key] = source
             elif kind in ("failure", "skip"):
                 prob = _problem(rec, source)
                 problems[(prob.case, prob.dataset, prob.workload, prob.cache)] = (seq, prob)
             elif kind == "provenance":
                 provenance.append({**rec, "source": source})
     last_measured: dict[tuple, int] = {}
-    for s, r in rows.values():
-        key = (r.case, r.dataset, r.workload, r.cache)
-        last_measured[key] = max(s, last_measured.get(key, 0))
+    for (case, dataset, _, workload, _, cache), rounds in rows.items():
+        key = (case, dataset, workload, cache)
+        last_measured[key] = max(max(s for s, _ in rounds.values()), last_measured.get(key, 0))
     kept = [p for s, p in problems.values() if last_measured.get((p.case, p.dataset, p.workload, p.cache), 0) < s]
-    return Results(sources, [r for _, r in rows.values()], kept, provenance)
+    merged = [_merged(rounds, sources_of[key]) for key, rounds in rows.items()]
+    return Results(sources, merged, kept, provenance)
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

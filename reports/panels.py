@@ -196,5 +196,6 @@ def comparison(cmp: Comparison | None) -> dict[str, Any] | None:
     return {"old": cmp.old_label, "new": cmp.new_label, "warnings": cmp.warnings, "only_old": cmp.only_old,
             "only_new": cmp.only_new, "flagged": flagged, "n": len(cmp.changes), "matrix": matrix,
             "columns": [{"label": METRICS[m].label, "cache": c, "better": METRICS[m].better} for m, c in cols],
+            "by_chance": cmp.expected_by_chance(),
             "better": sum(c.flag == "better" for c in cmp.changes),
             "worse": sum(c.flag == "worse" for c in cmp.changes)}

@@ -21,6 +21,8 @@ class Recommendation:
     case: str | None
     reason: str
     figures: list[str] = field(default_factory=list)
+    #: cases whose interval overlaps the pick's: the pick is a tie with them, not a winner.
+    tied: list[str] = field(default_factory=list)
 
 
 def show(frame: Frame, case: str, metric: str, cache: str | None = None) -> str:
@@ -35,57 +37,73 @@ def _figures(frame: Frame, case: str, metrics: tuple[str, ...]) -> list[str]:
     return [s for m in metrics if (s := show(frame, case, m))]
 
 
-def _runner_up(frame: Frame, metric: str, cases: list[str], winner: str) -> str:
-    """How the second best compares: 'runner-up X at V (tied within noise)'."""
+def tied_with(frame: Frame, metric: str, cases: list[str], winner: str) -> list[str]:
+    """The cases that cannot be told from the winner: intervals overlap, or within 1%."""
+    top = frame.get(winner, metric)
+    out = []
+    for c in cases:
+        row = frame.get(c, metric)
+        if c == winner or row is None or row.median is None:
+            continue
+        if outcome(top, row) == "same" or goodness(metric, row.median, top.median) < 1 + TIE:
+            out.append(c)
+    return out
+
+
+def _runner_up(frame: Frame, metric: str, cases: list[str], winner: str, tied: list[str]) -> str:
+    """How the next best compares: the tie, or 'runner-up X at V (n times worse)'."""
+    if tied:
+        names = ", ".join(tied[:4]) + (f" and {len(tied) - 4} more" if len(tied) > 4 else "")
+        return f"a tie: {names} cannot be told apart from it (intervals overlap, or within 1%)"
     second = best_row(frame, metric, [c for c in cases if c != winner])
     if second is None:
         return ""
-    top = frame.get(winner, metric)
-    text = f"runner-up {second.case}: {show(frame, second.case, metric)}"
-    g = goodness(metric, second.median, top.median)
-    if outcome(top, second) == "same" or g < 1 + TIE:
-        return text + " — tied (within the measured noise or 1%)"
-    return text + f" ({times(g)} worse)"
+    g = goodness(metric, second.median, frame.get(winner, metric).median)
+    return f"runner-up {second.case}: {show(frame, second.case, metric)} ({times(g)} worse, intervals apart)"
 
 
 def _by_metric(frame: Frame, use: str, metric: str, cases: list[str], what: str,
-               figures: tuple[str, ...]) -> Recommendation:
-    top = best_row(frame, metric, cases)
+               figures: tuple[str, ...], exclude: set = frozenset()) -> Recommendation:
+    eligible = [c for c in cases if not any((c, metric, k) in exclude for k in ("warm", "cold", "n/a"))]
+    top = best_row(frame, metric, eligible)
     if top is None:
         return Recommendation(use, None, f"{METRICS[metric].label}: not measured in this run")
     reason = f"{what}: {show(frame, top.case, metric)}"
-    extra = _runner_up(frame, metric, cases, top.case)
+    tied = tied_with(frame, metric, eligible, top.case)
+    extra = _runner_up(frame, metric, eligible, top.case, tied)
     return Recommendation(use, top.case, reason + (f"; {extra}" if extra else ""),
-                          _figures(frame, top.case, figures))
+                          _figures(frame, top.case, figures), tied)
 
 
-def recommend(frame: Frame) -> list[Recommendation]:
-    """Smallest file, fastest random access, fastest training input, best balance."""
+def recommend(frame: Frame, exclude: set = frozenset()) -> list[Recommendation]:
+    """Smallest file, fastest random access, fastest training input, best balance; figures in
+    `exclude` ((case, metric, cache) flagged as not credible) are never picked."""
     cases = frame.cases()
     out = [
         _by_metric(frame, "smallest file", "file_bytes", cases, "smallest on disk",
                    ("compression_ratio", "write_s", "scan_samples_per_s", "random_p50_s")),
         _by_metric(frame, "fastest random access", "random_p50_s", cases, "lowest single-sample read latency",
-                   ("random_p99_s", "batch_unsorted_samples_per_s", "file_bytes")),
+                   ("random_p99_s", "batch_unsorted_samples_per_s", "file_bytes"), exclude),
     ]
     trained = [c for c in cases if frame.get(c, "train_samples_per_s") is not None
                and frame.get(c, "train_samples_per_s").extra.get("weights_match_baseline") is not False]
     if trained:
         out.append(_by_metric(frame, "fastest training input", "train_samples_per_s", trained,
                               "highest training throughput with the same weights as in memory",
-                              ("epoch_s", "data_wait_share", "file_bytes")))
+                              ("epoch_s", "data_wait_share", "file_bytes"), exclude))
     else:
         rec = _by_metric(frame, "fastest training input", "scan_samples_per_s", cases,
                          "training not measured in this run; by sequential scan throughput instead",
-                         ("batch_unsorted_samples_per_s", "file_bytes"))
+                         ("batch_unsorted_samples_per_s", "file_bytes"), exclude)
         out.append(rec)
-    out.append(balance(frame))
+    out.append(balance(frame, exclude))
     return out
 
 
-def balance(frame: Frame) -> Recommendation:
-    """The case closest to the best on every measured axis at once (lowest geometric-mean shortfall)."""
-    cases = frame.cases()
+def balance(frame: Frame, exclude: set = frozenset()) -> Recommendation:
+    """The case closest to the best on every measured axis at once (lowest geometric-mean shortfall);
+    a case with a flagged figure is not ranked."""
+    cases = [c for c in frame.cases() if not any(k[0] == c for k in exclude)]
     used = [m for m in BALANCE
             if sum(frame.median(c, m) is not None for c in cases) >= max(2, math.ceil(len(cases) / 2))]
     cands = [c for c in cases if all(frame.median(c, m) is not None for m in used)]

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import panels, sections
+from . import panels, sections, trust
 from .analysis import Frame, datasets, frame
 from .claims import check_claims
 from .compare import compare
@@ -47,14 +47,27 @@ def context(results: Results, dataset: str | None = None, argv: list[str] | None
         cmp = compare(old, new, results.sources[0], results.sources[1])
     prov = sections.provenance(results)
     cc = next((p["chunk_cache"] for p in reversed(prov) if p["chunk_cache"]), None)
+    machine_limits = trust.limits(results)
+    flagged = trust.flagged_keys(fr, machine_limits)
     return {
-        "header": sections.header(results, fr, others), "table": sections.table(fr),
+        "header": sections.header(results, fr, others), "table": sections.table(fr, flagged),
+        "method": method(results, fr, machine_limits),
         "fronts": sections.fronts(fr), "hdf5": panels.hdf5(fr, cc), "training": panels.training(fr),
-        "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr), "claims": check_claims(fr),
+        "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr, flagged), "claims": check_claims(fr),
         "comparison": panels.comparison(cmp), "problems": sections.problems(fr), "provenance": prov,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(argv) if argv else None, "frame": fr,
     }
+
+
+def method(results: Results, fr: Frame, machine_limits: dict[str, float]) -> dict[str, Any]:
+    """How the figures were taken: executor, rounds, cache states, limits, flags and busy units."""
+    machine = next((p.get("machine") or {} for p in reversed(results.provenance) if p.get("machine")), {})
+    executor = machine.get("executor") or {}
+    cores = machine.get("usable_cores") or machine.get("logical_cores") or os.cpu_count() or 1
+    return {"executor": executor, "rounds": trust.rounds_of(fr), "limits": machine_limits,
+            "flags": trust.flags(fr, machine_limits), "busy": trust.busy_units(fr, cores), "cores": cores,
+            "busy_share": trust.BUSY_SHARE}
 
 
 @functools.lru_cache(maxsize=1)

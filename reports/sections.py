@@ -44,10 +44,11 @@ def header(results: Results, frame: Frame, others: list[str]) -> dict[str, Any]:
     }
 
 
-def table(frame: Frame) -> dict[str, Any]:
-    """Every case x (metric, cache): median with IQR, best per column marked, problems as text."""
+def table(frame: Frame, flagged: set = frozenset()) -> dict[str, Any]:
+    """Every case x (metric, cache): median with IQR, the best per column (and its ties) marked,
+    `flagged` figures marked and never best, problems as text."""
     cols = frame.columns()
-    best = best_per_column(frame)
+    best = best_per_column(frame, flagged)
     columns, groups = [], []
     for metric, cache in cols:
         m, wl = METRICS[metric], frame.workload_of(metric) or "?"
@@ -66,7 +67,7 @@ def table(frame: Frame) -> dict[str, Any]:
             row = frame.get(case, col["metric"], col["cache"])
             if row is None or row.median is None:
                 prob = frame.problem(case, col["workload"], col["cache"])
-                cells.append({"text": "", "spread": "", "best": False, "v": "",
+                cells.append({"text": "", "spread": "", "best": False, "flagged": False, "v": "",
                               "status": prob.kind if prob else "", "title": prob.reason if prob else ""})
                 continue
             sc = col["scale"]
@@ -74,8 +75,12 @@ def table(frame: Frame) -> dict[str, Any]:
             title = (f"{case} · {col['label']} ({col['cache']}): median {sc.text(row.median, True)}; "
                      f"IQR {sc.text(row.q1)}–{sc.text(row.q3)}; 95% CI {sc.text(row.ci_low)}–"
                      f"{sc.text(row.ci_high)}; n={row.n}")
+            suspect = (case, col["metric"], col["cache"]) in flagged
+            if suspect:
+                title += " · FLAGGED: past what this machine can do (see 'How these numbers were taken')"
             cells.append({"text": sc.text(row.median), "spread": spread, "title": title, "v": row.median,
-                          "best": case in best.get((col["metric"], col["cache"]), ()), "status": ""})
+                          "best": case in best.get((col["metric"], col["cache"]), ()), "status": "",
+                          "flagged": suspect})
         rows.append({"case": case, "baseline": case == BASELINE, "cells": cells})
     return {"columns": columns, "groups": groups, "rows": rows}
 

@@ -131,7 +131,30 @@ def test_measure_runs_before_each_before_every_call():
     assert all(v >= 0 for v in m.seconds.values)
     assert m.results == [6, 8, 10, 12]  # warm-up results are not recorded
     assert len(m.peak_rss) == len(m.read_bytes) == 4 and m.residency == []
-    assert m.peak_rss_bytes == max(m.peak_rss) > 0
+    assert m.peak_rss_bytes == max(m.peak_rss) >= 0
+
+
+def test_measured_memory_is_what_the_call_added_not_what_the_process_held():
+    if not cache.reset_peak_rss() or cache.rss_bytes() is None:
+        pytest.skip("peak RSS cannot be reset or read here")
+    held = np.ones(96 << 20, dtype=np.uint8)  # the process already holds 96 MiB
+
+    def allocate():
+        return int(np.ones(48 << 20, dtype=np.uint8).sum())
+
+    m = harness.measure(allocate, repeats=2, warmup=0)
+    assert (40 << 20) < m.peak_rss_bytes < (80 << 20)  # the call's 48 MiB, not the 96 MiB held
+    idle = harness.measure(lambda: None, repeats=2, warmup=0)
+    assert idle.peak_rss_bytes < (8 << 20)
+    del held
+
+
+def test_warm_reads_an_evicted_file_back_into_the_page_cache(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(4 << 20))
+    if cache.cold(path) > 0.05:
+        pytest.skip("this filesystem cannot evict (tmpfs?)")
+    assert cache.warm(path) > 0.99
 
 
 def test_measure_without_warmup_or_hook_and_argument_checks():

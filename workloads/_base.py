@@ -24,7 +24,7 @@ class Observation:
 def resources(m: Any) -> dict[str, Any]:
     """The resource figures of a harness Measurement, for an observation's `extra`."""
     return {
-        "peak_rss_bytes": m.peak_rss_bytes,
+        "peak_rss_above_start_bytes": m.peak_rss_bytes,
         "read_bytes": m.read_bytes,
         "residency_before": m.residency,
     }

@@ -30,6 +30,8 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import UnknownNameError
 
+from ._base import Observation
+
 MODELS = ("mlp", "cnn")
 DEFAULT_BATCH = {"mlp": 128, "cnn": 50}
 
@@ -248,3 +250,21 @@ def native_pipeline(case: Any, path: Any, **kwargs: Any) -> dict[str, Any]:
     from fmtbench.workloads.native import native_pipeline as run
 
     return run(case, path, **kwargs)
+
+
+def train_observations(result: TrainResult, baseline: str | None) -> list[Observation]:
+    """Observations of a TrainResult; `extra` carries the weights digest and its check."""
+    extra = {"weights_digest": result.weights_digest, "model": result.model, "epochs": result.epochs,
+             "threads": result.threads,
+             "batch_size": result.batch_size, "steps_per_epoch": result.steps_per_epoch,
+             "weights_match_baseline": None if baseline is None else result.weights_digest == baseline}
+    obs = [
+        Observation("epoch_s", result.epoch_s, extra),
+        Observation("train_samples_per_s", result.samples_per_s, extra),
+        Observation("final_loss", [result.final_loss], extra),
+        Observation("final_accuracy", [result.final_accuracy], extra),
+    ]
+    if result.data_wait_share:  # the in-graph baseline has no Python feeder to time
+        obs.append(Observation("data_wait_share", result.data_wait_share,
+                               extra | {"data_read_share": result.data_read_share}))
+    return obs
