@@ -96,6 +96,8 @@ class Executor(Protocol):
 
     def run(self, task: Task) -> Outcome: ...
 
+    def begin_round(self, rnd: int) -> None: ...
+
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -119,6 +121,9 @@ class InlineExecutor:
 
         return execute(task)
 
+    def begin_round(self, rnd: int) -> None:
+        pass
+
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "isolation": "none: every unit shares this process",
                 "environment": _environment()}
@@ -141,10 +146,7 @@ class LocalExecutor:
 
     def __init__(self, timeout_s: float | None = None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the zygote imports TensorFlow
-        # One hash seed for every zygote: units of one run share their zygote's memory image, so
-        # the zygote must be the same in every run too. With random seeds, two identical runs
-        # differed by 2% in the memory a write adds while each run's rounds agreed to the page.
-        os.environ.setdefault("PYTHONHASHSEED", "0")
+        self._hash_seed = os.environ.get("PYTHONHASHSEED")  # the user's, if any, holds for every round
         self.timeout_s = timeout_s
         self.preamble = _preamble()
         self._ctx = multiprocessing.get_context("forkserver")
@@ -172,10 +174,29 @@ class LocalExecutor:
         return Outcome(error={"type": "WorkerDied", "message": f"{task.unit.label}: {reason} ({died})",
                               "traceback": ""})
 
+    def begin_round(self, rnd: int) -> None:
+        """Start the round's units from a new zygote (a new exec, so a new address-space layout).
+
+        Units forked from one zygote share its layout (ASLR places heap, libraries and stacks once
+        per exec), and layout alone moves CPU-bound timings by several percent: with one zygote
+        per run, every round shares that bias and the spread hides it; with one per round, the
+        rounds sample it. The stdlib's forkserver is a per-process singleton; stopping it makes
+        the next unit start a new one.
+        """
+        from multiprocessing import forkserver
+
+        forkserver._forkserver._stop()
+        # The hash seed shapes the zygote's heap too: with a random one per run, the memory a
+        # write adds differed by 2% between two identical runs while each run's rounds agreed to
+        # the page. Seeded by round, the rounds sample it and identical runs repeat it.
+        os.environ["PYTHONHASHSEED"] = self._hash_seed or str(rnd + 1)
+
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name,
-                "isolation": "one fresh process per unit, forked from a zygote that only imported the preamble",
+                "isolation": "one fresh process per unit, forked from a zygote (a new one each round) "
+                             "that only imported the preamble",
                 "start_method": "forkserver", "preamble": self.preamble, "python": sys.executable,
+                "hash_seed": self._hash_seed or "round + 1",
                 "environment": _environment()}
 
     def close(self) -> None:

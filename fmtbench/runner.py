@@ -128,6 +128,7 @@ class Runner:
         todo = [u for u in units if u[0] not in skipped]
         broken = self.prepare({case_id for case_id, w, _ in todo if case_id != BASELINE and w != "write"})
         for rnd in range(self.profile.rounds):
+            self.executor.begin_round(rnd)
             for case_id, w, c in round_order(todo, self.seed, rnd):
                 unit = Unit(case_id, w, c, rnd)
                 if self._key(unit) in self.done:

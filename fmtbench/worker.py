@@ -194,5 +194,5 @@ def execute(task: Task) -> Outcome:
     cores = os.cpu_count() or 1
     out.state = {"loadavg_before": load0[0], "loadavg_after": os.getloadavg()[0], "wall_s": wall,
                  "cpu_s": own, "others_cpu_share": None if others is None or wall <= 0 else others / (wall * cores),
-                 "pid": os.getpid()}
+                 "pid": os.getpid(), "zygote": os.getppid()}
     return out

@@ -56,7 +56,8 @@ def flags(frame: Frame, machine_limits: dict[str, float]) -> list[Flag]:
         if b is not None and b.median and _low(row) > (b.ci_high if b.ci_high is not None else b.median):
             out.append(Flag(row.case, row.metric, row.cache,
                             f"{row.median:,.0f} samples/s beats the in-memory baseline ({b.median:,.0f}): "
-                            f"the input cannot be faster than memory, so the model's work differed"))
+                            f"no input pipeline outruns data already in memory: a different amount of work "
+                            f"or a measurement error, to chase before it ranks"))
         if row.metric == "scan_mb_per_s" and ceiling and _low(row) > ceiling:
             out.append(Flag(row.case, row.metric, row.cache,
                             f"{row.median:,.0f} MB/s decoded is past this machine's memcpy and page-cache "

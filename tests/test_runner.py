@@ -66,6 +66,11 @@ def test_quick_run_writes_a_valid_store(tmp_path):
     # every unit-round ran in a worker process of its own
     pids = [r["extra"]["machine"][0]["pid"] for r in ms if r["metric"] in ("scan_samples_per_s", "write_s")]
     assert len(set(pids)) == len(pids) == len(ran) * (1 + 2) * rounds
+    zygotes: dict[int, set] = {}
+    for r in ms:
+        zygotes.setdefault(r["round"], set()).add(r["extra"]["machine"][0]["zygote"])
+    assert all(len(z) == 1 for z in zygotes.values()), "a round's units fork from one zygote"
+    assert len(set.union(*zygotes.values())) == rounds, "each round has a zygote of its own"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,0 +1,115 @@
+"""Rounds in the store and the report: a unit's rounds become one figure, ties are ties, figures
+past the machine's limits are flagged and never picked, and the comparison knows its chance rate."""
+from __future__ import annotations
+
+import pytest
+
+from fmtbench.reports import trust
+from fmtbench.reports.analysis import best_per_column, frame
+from fmtbench.reports.compare import compare, nominal_false_positive_rate
+from fmtbench.reports.load import load, merge_extra
+from fmtbench.reports.recommend import recommend
+from fmtbench.results import ResultStore
+from fmtbench.runner import round_order
+
+DS, DIGEST = "synthetic", "d" * 64
+
+
+def _store(folder, figures: dict[str, dict[str, list[float]]], limits: dict | None = None) -> ResultStore:
+    """figures: case -> metric -> one value per round (stored as one record per round)."""
+    store = ResultStore(folder)
+    store.start_run({"limits": limits or {}}, ["fmtbench", "run"], "test", DS, DIGEST)
+    workload = {"file_bytes": "write", "scan_samples_per_s": "scan", "scan_mb_per_s": "scan",
+                "random_p50_s": "random", "train_samples_per_s": "train"}
+    for case, metrics in figures.items():
+        for metric, values in metrics.items():
+            cache = "n/a" if metric == "file_bytes" else "warm"
+            for rnd, v in enumerate(values):
+                store.add_measurement(case, workload[metric], metric, cache, [v], DS, DIGEST, round=rnd,
+                                      extra={"inner": [[v, v]], "machine": [{"pid": rnd, "wall_s": 1.0}],
+                                             "weights_match_baseline": True if case != "memory" else None})
+    return store
+
+
+def test_the_rounds_of_a_unit_become_one_figure(tmp_path):
+    _store(tmp_path, {"npy": {"scan_samples_per_s": [3.0, 1.0, 2.0, 5.0, 4.0]}})
+    row = frame(load([tmp_path])).get("npy", "scan_samples_per_s")
+    assert row.n == 5 and row.median == 3.0 and (row.q1, row.q3) == (2.0, 4.0)
+    assert (row.ci_low, row.ci_high) == (1.0, 5.0)
+    assert row.extra["inner"] == [[v, v] for v in (3.0, 1.0, 2.0, 5.0, 4.0)]
+    assert [m["pid"] for m in row.extra["machine"]] == [0, 1, 2, 3, 4]
+
+
+def test_a_round_measured_again_replaces_the_earlier_one(tmp_path):
+    store = _store(tmp_path, {"npy": {"scan_samples_per_s": [1.0, 2.0, 3.0]}})
+    store.add_measurement("npy", "scan", "scan_samples_per_s", "warm", [10.0], DS, DIGEST, round=1)
+    row = frame(load([tmp_path])).get("npy", "scan_samples_per_s")
+    assert row.n == 3 and row.median == 3.0 and row.ci_high == 10.0  # rounds 0, 2 and the new round 1
+
+
+def test_merge_extra_joins_lists_and_requires_every_round_to_hold():
+    merged = merge_extra([{"a": [1], "ok": True, "k": 1, "base": None}, {"a": [2], "ok": False, "k": 2, "base": None}])
+    assert merged == {"a": [1, 2], "ok": False, "k": 2, "base": None}
+    assert merge_extra([{"ok": True}, {"ok": None}])["ok"] is None
+
+
+def test_round_order_is_seeded_shuffled_and_puts_the_baseline_first():
+    units = [("memory", "train", "warm")] + [(f"c{i}", "scan", "warm") for i in range(20)]
+    orders = [round_order(units, seed=0, rnd=r) for r in range(3)]
+    assert all(o[0] == ("memory", "train", "warm") and sorted(o) == sorted(units) for o in orders)
+    assert orders[0] != orders[1] and orders[0] == round_order(units, seed=0, rnd=0)
+
+
+def test_overlapping_intervals_are_a_tie_in_picks_and_best_marks(tmp_path):
+    _store(tmp_path, {"npy": {"random_p50_s": [1.0, 1.2, 1.4]},
+                      "hdf5": {"random_p50_s": [1.3, 1.5, 1.7]},  # median 1.5 > 1.2, but overlapping
+                      "csv": {"random_p50_s": [9.0, 9.5, 10.0]}})
+    fr = frame(load([tmp_path]))
+    rec = {r.use: r for r in recommend(fr)}["fastest random access"]
+    assert rec.case == "npy" and rec.tied == ["hdf5"] and "a tie" in rec.reason
+    assert best_per_column(fr)[("random_p50_s", "warm")] == {"npy", "hdf5"}
+
+
+def test_a_figure_past_the_baseline_or_the_machine_is_flagged_and_never_picked(tmp_path):
+    limits = {"memcpy_mb_per_s": {"median": 10_000.0}, "page_cache_read_mb_per_s": {"median": 12_000.0}}
+    _store(tmp_path, {"memory": {"train_samples_per_s": [40e3, 41e3, 42e3]},
+                      "npy": {"train_samples_per_s": [60e3, 61e3, 62e3], "scan_mb_per_s": [30e3, 31e3, 32e3]},
+                      "hdf5": {"train_samples_per_s": [30e3, 31e3, 32e3], "scan_mb_per_s": [900, 950, 1000]}},
+           limits)
+    results = load([tmp_path])
+    fr = frame(results)
+    assert trust.limits(results) == {"memcpy_mb_per_s": 10_000.0, "page_cache_read_mb_per_s": 12_000.0}
+    found = {(f.case, f.metric) for f in trust.flags(fr, trust.limits(results))}
+    assert found == {("npy", "train_samples_per_s"), ("npy", "scan_mb_per_s")}
+    keys = trust.flagged_keys(fr, trust.limits(results))
+    rec = {r.use: r for r in recommend(fr, keys)}["fastest training input"]
+    assert rec.case == "hdf5"
+    assert "npy" not in best_per_column(fr, keys).get(("train_samples_per_s", "warm"), set())
+    assert "npy" in best_per_column(fr)[("train_samples_per_s", "warm")]  # unflagged, it would win
+
+
+def test_units_on_a_busy_machine_are_named(tmp_path):
+    store = ResultStore(tmp_path)
+    busy = {"pid": 1, "wall_s": 2.0, "others_cpu_share": 0.6, "loadavg_before": 0.5}
+    calm = {"pid": 2, "wall_s": 2.0, "others_cpu_share": 0.01, "loadavg_before": 0.5}
+    short = {"pid": 3, "wall_s": 0.05, "others_cpu_share": 0.9, "loadavg_before": 0.5}  # ticks cannot tell
+    for rnd, state in enumerate((busy, calm, short)):
+        store.add_measurement("npy", "scan", "scan_samples_per_s", "warm", [1.0], DS, DIGEST, round=rnd,
+                              extra={"machine": [state]})
+    found = trust.busy_units(frame(load([tmp_path])), cores=2)
+    assert [(b["case"], b["round"]) for b in found] == [("npy", 0)] and "60%" in found[0]["why"]
+
+
+@pytest.mark.parametrize("n, exact", [(3, 2 * 6 * 6 / 720), (5, 2 * 120 * 120 / 3628800)])
+def test_the_nominal_false_positive_rate_matches_the_combinatorics(n, exact):
+    # below 6 values the 95% interval is the range: disjoint ranges of n and n exchangeable values
+    assert nominal_false_positive_rate(n, n) == pytest.approx(exact, abs=0.02)
+
+
+def test_comparison_says_how_many_flags_chance_alone_would_raise(tmp_path):
+    same = {"npy": {"scan_samples_per_s": [1.0, 2.0, 3.0]}, "hdf5": {"scan_samples_per_s": [4.0, 5.0, 6.0]}}
+    _store(tmp_path / "a", same)
+    _store(tmp_path / "b", same)
+    cmp = compare(frame(load([tmp_path / "a"])), frame(load([tmp_path / "b"])))
+    assert not any(c.flag for c in cmp.changes)
+    assert cmp.expected_by_chance() == pytest.approx(2 * 0.1, abs=0.04)
