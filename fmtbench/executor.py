@@ -150,7 +150,7 @@ class LocalExecutor:
         self.timeout_s = timeout_s
         self.preamble = _preamble()
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(self.preamble)
+        self._ctx.set_forkserver_preload(["fmtbench.preamble"])  # imports PREAMBLE, quietly
 
     def run(self, task: Task) -> Outcome:
         """Run `task` in a new worker; a worker that dies or hangs is an Outcome with an error."""
