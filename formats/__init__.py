@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 from fmtbench.errors import MissingDependencyError, UnknownNameError
 
-from ._base import Adapter, Reader, WriteInfo, library_errors
+from ._base import DAMAGE, Adapter, Detection, Reader, WriteInfo, library_errors
 
 __all__ = [
     "Adapter", "Reader", "WriteInfo", "REGISTRY", "adapter_class", "get_case", "cases",
-    "missing_dependency", "library_errors", "import_libraries",
+    "missing_dependency", "library_errors", "import_libraries", "DAMAGE", "Detection",
 ]
 
 

@@ -7,11 +7,12 @@ and the reader's index checking, so every format behaves the same at its edges.
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,39 @@ Batch = tuple[np.ndarray, np.ndarray]
 
 # Programming errors are never dressed up as a corrupt file.
 _BUGS = (AttributeError, NameError, AssertionError, NotImplementedError, RecursionError)
+
+#: the kinds of damage a case declares its detection of: "truncated" (bytes cut off the end of
+#: the file, or of any file of a folder case) and "flipped" (bytes changed in place where the
+#: samples are stored, the bulk of the file; each module's docstring says what guards its
+#: headers and footers).
+DAMAGE = ("truncated", "flipped")
+#: the chance that a 32-bit checksum (CRC-32, crc32c, zlib's Adler-32) catches a change wider
+#: than the burst it always catches (32 bits): it misses 1 in 2^32 whatever the data.
+CHECKSUM_32 = 1.0 - 2.0**-32
+
+
+class Detection(NamedTuple):
+    """What reading a file with one kind of damage is promised to do, and which check does it."""
+
+    #: the chance that reading (open, scan or read) raises FormatError, whatever the data:
+    #: 1.0 always, CHECKSUM_32 by a 32-bit checksum, 0.0 when nothing is promised.
+    p: float
+    #: the check that catches the damage, or why nothing sure does.
+    by: str
+
+    @property
+    def label(self) -> str:
+        """The matrix entry: "detected", "not detected" or "detected with probability 1 - 2^-32"."""
+        if self.p >= 1.0:
+            return "detected"
+        if self.p <= 0.0:
+            return "not detected"
+        miss = 1.0 - self.p
+        odds = f"1 - 2^{round(math.log2(miss))}" if miss < 1e-3 else f"{self.p:.2f}"
+        return f"detected with probability {odds}"
+
+
+NOT_DETECTED = Detection(0.0, "no check covers it")
 
 
 @contextlib.contextmanager
@@ -155,8 +189,6 @@ class Adapter(ABC):
     random_access: ClassVar[str] = "native"
     #: whether `write` produces a folder rather than one file.
     writes_folder: ClassVar[bool] = False
-    #: damage this format always detects on read ("truncated", "flipped"); see `detects`.
-    detects_damage: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         config = dict(config or {})
@@ -173,10 +205,22 @@ class Adapter(ABC):
     def check(cls, config: Mapping[str, Any]) -> None:
         """Raise InvalidCaseError when valid options do not go together."""
 
+    def detection(self, damage: str) -> Detection:
+        """How sure reading a file with `damage` (one of DAMAGE) is to raise FormatError, and
+        by which check (a case property: a checksum or compression option adds checks)."""
+        if damage not in DAMAGE:
+            raise UnknownNameError("damage kind", damage, DAMAGE)
+        return self._detection(damage)
+
+    def _detection(self, damage: str) -> Detection:
+        """This case's Detection of a valid damage kind; the default promises nothing."""
+        return NOT_DETECTED
+
     def detects(self, damage: str) -> bool:
-        """Whether reading a file with this damage is sure to raise FormatError (a case property:
-        a checksum or compression option can add detection the plain layout lacks)."""
-        return damage in self.detects_damage
+        """Whether reading a file with this damage is sure to raise FormatError: a check every
+        such damage fails, or a 32-bit checksum over the damaged bytes (see CHECKSUM_32). A
+        weaker checksum (HDF5's Fletcher-32) is no claim: structured data defeats it."""
+        return self.detection(damage).p >= CHECKSUM_32
 
     @classmethod
     def from_tokens(cls, tokens: Sequence[str]) -> Adapter:

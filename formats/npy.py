@@ -24,7 +24,7 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError
 
-from ._base import Adapter, Batch, Reader
+from ._base import Adapter, Batch, Detection, Reader
 
 IMAGES, LABELS = "images.npy", "labels.npy"
 
@@ -72,7 +72,12 @@ class NpyAdapter(Adapter):
     name: ClassVar[str] = "npy"
     suffix: ClassVar[str] = ".npy"
     writes_folder: ClassVar[bool] = True
-    detects_damage: ClassVar[frozenset[str]] = frozenset({"truncated"})
+
+    def _detection(self, damage: str) -> Detection:
+        """Truncation always (numpy checks the length); flipped bytes never (no checksum)."""
+        if damage == "truncated":
+            return Detection(1.0, "numpy compares each file's length with its header's shape")
+        return Detection(0.0, "no checksum: changed pixels read back")
 
     def _write(self, split: Split, path: Path) -> None:
         np.save(path / IMAGES, split.images, allow_pickle=False)

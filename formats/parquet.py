@@ -49,7 +49,9 @@ page are caught only with page checksums (``checksum``: a CRC32 per page, verifi
 read). Without them, uncompressed pages decode silently, and snappy or zstd pages decode
 silently or fail depending on where the bytes land (40 flips across a file: zstd caught 6-10,
 snappy caught all on MNIST-like data but none on incompressible data), so no detection is
-claimed for them.
+claimed for them. Page checksums cover page data, not the Thrift footer (schema, offsets, the
+``fmtbench`` metadata): a flip there is caught only when it breaks the footer's encoding or
+the reader's checks of it (``ParquetAdapter.detection`` speaks of the samples' bytes).
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError
 
-from ._base import Adapter, Batch, Reader
+from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader
 from ._options import Choice, Flag, Size
 
 META_KEY = b"fmtbench"
@@ -224,11 +226,15 @@ class ParquetAdapter(Adapter):
         {"row_group": ALL, "compression": "snappy"},
         {"row_group": 1024, "compression": "zstd", "checksum": True},
     )
-    detects_damage: ClassVar[frozenset[str]] = frozenset({"truncated"})
 
-    def detects(self, damage: str) -> bool:
+    def _detection(self, damage: str) -> Detection:
         """Truncation always; flipped bytes only when every page carries a checksum."""
-        return damage in self.detects_damage or (damage == "flipped" and self.config["checksum"])
+        if damage == "truncated":
+            return Detection(1.0, "the footer and its magic sit at the end of the file")
+        if self.config["checksum"]:
+            return Detection(CHECKSUM_32, "a CRC-32 per page, verified on every read")
+        return Detection(0.0, "no page checksum: plain pages read back changed, compressed "
+                              "ones fail or not depending on where the damage lands")
 
     def _write(self, split: Split, path: Path) -> None:
         import pyarrow as pa

@@ -36,15 +36,22 @@ interleaved with Parquet's, median of 7 (compare ratios, not absolutes):
 (64 KiB pages make each random row cost a 64 KiB page read; Parquet rg1024-zstd: 0.63k/s and
 3.2 ms.)
 
-Damage: ``PRAGMA quick_check`` is not run on open (it reads the whole file, and it cannot see
-a changed BLOB anyway). A truncated file fails on the pages it lost ("database disk image is
-malformed"); opening checks the schema and ``meta``, so a file that is not ours is a clear
+Damage (``SqliteAdapter.detection``): SQLite itself notices a cut file only when whole pages
+are gone; it reads the missing tail of a cut last page as zeros (300 samples, 500 bytes cut:
+one sample read back with 203 pixels zeroed, and no error). So opening reads the 100-byte
+header and refuses a file whose size is not the page size (offset 16) times the page count
+(offset 28; valid when the change counter at 24 equals offset 92), and a file in WAL mode,
+whose newest pages, the header's page count included, would be in a ``-wal`` file (the
+``wal`` case checkpoints and leaves WAL mode, so its file is whole by itself).
+``PRAGMA quick_check`` is not run on open (it reads the whole file, and it cannot see a changed
+BLOB anyway); opening checks the schema and ``meta``, so a file that is not ours is a clear
 FormatError. Flipped bytes inside a BLOB are not detectable: SQLite keeps no checksums.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -55,7 +62,7 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError, InvalidCaseError
 
-from ._base import Adapter, Batch, Reader
+from ._base import Adapter, Batch, Detection, Reader
 from ._options import Choice, Size
 
 SCHEMA = (
@@ -65,6 +72,32 @@ SCHEMA = (
 COLUMNS = [("id", "INTEGER", 1), ("label", "INTEGER", 0), ("image", "BLOB", 0)]
 SIDECARS = ("-journal", "-wal", "-shm")
 LAYOUT = "1"
+_MAGIC = b"SQLite format 3\x00"
+_HEADER = 100  # bytes of the database header, at the start of page 1
+
+
+def _check_whole(path: Path) -> None:
+    """FormatError unless the file is as long as its header says: SQLite reads the missing tail
+    of a cut last page as zeros, and notices a cut only when whole pages are gone."""
+    with open(path, "rb") as fh:
+        head, size = fh.read(_HEADER), os.fstat(fh.fileno()).st_size
+    if len(head) < _HEADER or not head.startswith(_MAGIC):
+        raise FormatError(path, "not an SQLite database (no SQLite header)")
+    if head[18] != 1 or head[19] != 1:
+        # WAL mode: the newest pages, page 1 with its page count included, may sit in a -wal
+        # file, which fmtbench never leaves (it writes WAL cases back to rollback mode).
+        raise FormatError(path, "the database is in WAL mode; fmtbench files never are")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page  # the header's encoding of 64 KiB pages
+    pages = int.from_bytes(head[28:32], "big")
+    # The in-header page count is valid only when the change counter (offset 24) equals the
+    # "version-valid-for" number (offset 92): SQLite >= 3.7.0 keeps them in step.
+    if pages == 0 or head[24:28] != head[92:96]:
+        raise FormatError(path, "the header's page count is stale: cannot tell whether the file is whole")
+    if size != pages * page:
+        what = "truncated" if size < pages * page else "bytes after its last page"
+        raise FormatError(path, f"{size} bytes, but the header says {pages} pages of {page} "
+                                f"({pages * page} bytes): {what}")
 
 
 def _blobs_to_array(blobs: Sequence[bytes], width: int, path: Path) -> np.ndarray:
@@ -86,6 +119,7 @@ class SqliteReader(Reader):
     """A read-only connection; batched primary-key lookups and an ordered scan."""
 
     def __init__(self, path: Path):
+        _check_whole(path)
         # immutable=1: no file locking or change checks per query; fmtbench replaces files by
         # rename and never edits one in place, so an open file cannot change under a reader.
         self._con = _connect(path)
@@ -164,7 +198,12 @@ class SqliteAdapter(Adapter):
     )
     grid = ({}, {"journal": "wal"}, {"page_size": 65536})
     representative = grid
-    detects_damage: ClassVar[frozenset[str]] = frozenset({"truncated"})
+
+    def _detection(self, damage: str) -> Detection:
+        """Truncation always (the size check at open); flipped bytes never (no checksums)."""
+        if damage == "truncated":
+            return Detection(1.0, "the file's size against the page count in its header, at open")
+        return Detection(0.0, "no checksums: a changed BLOB reads back")
 
     @classmethod
     def check(cls, config: Mapping[str, Any]) -> None:

@@ -51,7 +51,7 @@ def context(results: Results, dataset: str | None = None, argv: list[str] | None
     flagged = trust.flagged_keys(fr, machine_limits)
     return {
         "header": sections.header(results, fr, others), "table": sections.table(fr, flagged),
-        "method": method(results, fr, machine_limits),
+        "method": method(results, fr, machine_limits), "damage": sections.damage(fr),
         "fronts": sections.fronts(fr), "hdf5": panels.hdf5(fr, cc), "training": panels.training(fr),
         "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr, flagged), "claims": check_claims(fr),
         "comparison": panels.comparison(cmp), "problems": sections.problems(fr), "provenance": prov,

@@ -155,3 +155,18 @@ def provenance(results: Results) -> list[dict[str, Any]]:
             "chunk_cache": ", ".join(f"{k}={v}" for k, v in cc.items()) if cc else None,
         })
     return out
+
+
+def damage(frame: Frame) -> dict[str, Any]:
+    """The damage-detection matrix of the cases in this frame, as their adapters declare it."""
+    from fmtbench.formats import DAMAGE, get_case
+
+    rows = []
+    for case in frame.cases():
+        try:
+            adapter = get_case(case)
+        except Exception:  # an id this checkout no longer parses: nothing to declare
+            continue
+        rows.append({"case": case, "cells": [{"label": adapter.detection(kind).label,
+                                               "by": adapter.detection(kind).by} for kind in DAMAGE]})
+    return {"kinds": list(DAMAGE), "rows": rows}

@@ -182,7 +182,31 @@ def test_not_an_hdf5_file_is_a_format_error(tmp_path):
 
 
 def test_damage_claims():
-    for cid in ("hdf5", "hdf5/chunk64", "hdf5/chunk64-lzf", "hdf5/chunk64-blosczstd"):
+    # Fletcher-32 is no claim: see test_fletcher32_cannot_see_a_zero_word_turned_ffff.
+    for cid in ("hdf5", "hdf5/chunk64", "hdf5/chunk64-lzf", "hdf5/chunk64-blosczstd",
+                "hdf5/chunk1024-fletcher32", "hdf5/chunk64-blosclz4-fletcher32"):
         assert get_case(cid).detects("truncated") and not get_case(cid).detects("flipped")
-    for cid in ("hdf5/chunk64-gzip1", "hdf5/chunk1024-fletcher32", "hdf5/chunk64-blosclz4-fletcher32"):
+    for cid in ("hdf5/chunk64-gzip1", "hdf5/chunk1024-gzip4-fletcher32"):
         assert get_case(cid).detects("flipped")
+        assert get_case(cid).detection("flipped").label == "detected with probability 1 - 2^-32"
+
+
+def test_fletcher32_cannot_see_a_zero_word_turned_ffff(split, tmp_path):
+    """Fletcher-32 sums 16-bit words mod 65535, where 0x0000 and 0xFFFF are one value: two zero
+    pixels set to 0xFF read back silently. One changed byte, though, it always catches."""
+    path = write("hdf5/chunk1024-fletcher32", split, tmp_path)
+    pristine = open(path, "rb").read()
+    row, col = next((r, c) for r, c in zip(*np.nonzero(split.images[150] == 0))
+                    if c % 2 == 0 and c + 1 < 28 and split.images[150, r, c + 1] == 0)
+    chunk = pristine.index(split.images.tobytes())  # one unfiltered chunk: the images as they are
+    at = chunk + 150 * 784 + row * 28 + col  # an even offset into the chunk: one 16-bit word
+    damaged = bytearray(pristine)
+    damaged[at : at + 2] = b"\xff\xff"
+    open(path, "wb").write(bytes(damaged))
+    with get_case("hdf5/chunk1024-fletcher32").open(path) as r:
+        image = r.read([150])[0][0]
+    assert image[row, col] == image[row, col + 1] == 255  # wrong pixels, and no error
+    damaged[at + 1] = 0
+    open(path, "wb").write(bytes(damaged))
+    with get_case("hdf5/chunk1024-fletcher32").open(path) as r, pytest.raises(FormatError):
+        r.read([150])

@@ -274,3 +274,18 @@ def test_hdf5_configs_land_on_the_grid():
 def test_analysis_helpers():
     assert analysis.ratio(2.0, 0.0) is None and analysis.goodness("file_bytes", 4.0, 2.0) == 2.0
     assert analysis.goodness("scan_samples_per_s", 50.0, 100.0) == 2.0
+
+
+def test_the_report_shows_each_case_damage_detection_as_its_adapter_declares(tmp_path):
+    from fmtbench.formats import get_case
+
+    store = ResultStore(tmp_path / "s")
+    for case in ("npy", "tfrecord", "hdf5/chunk1024-fletcher32"):
+        store.add_measurement(case, "write", "file_bytes", "n/a", [10.0], DS, DIGEST)
+    html = render.write_report([tmp_path / "s"], tmp_path / "r.html").html.read_text()
+    section = html[html.index('id="damage"'):html.index('id="method"')]
+    for case in ("npy", "tfrecord", "hdf5/chunk1024-fletcher32"):
+        row = section[section.index(f">{case}<"):].split("</tr>", 1)[0]
+        for kind in ("truncated", "flipped"):
+            assert get_case(case).detection(kind).label in row
+    assert section.count("not detected") >= 2  # npy and fletcher32 do not detect flipped bytes

@@ -86,3 +86,41 @@ def test_page_size_must_be_one_sqlite_accepts():
         get_case("sqlite/page1000")
     assert get_case("sqlite/wal-page65536").config == {"journal": "wal", "page_size": 65536}
     assert not get_case("sqlite").detects("flipped") and get_case("sqlite").detects("truncated")
+
+
+@pytest.mark.parametrize("cid", ["sqlite", "sqlite/wal", "sqlite/page65536"])
+@pytest.mark.parametrize("cut", [1, 100, 500, 4096])
+def test_a_cut_file_is_a_format_error_at_open(tmp_path, split, cid, cut):
+    """SQLite reads the missing tail of a cut last page as zeros: the size check at open
+    catches what SQLite alone does not (a cut of 500 bytes read back zeroed pixels)."""
+    case, path = write(cid, tmp_path, split)
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])
+    with pytest.raises(FormatError, match=f"{len(data) - cut} bytes, but the header says .*: truncated"):
+        case.open(path)
+
+
+def test_a_file_that_is_not_as_its_header_says_is_a_format_error(tmp_path, split):
+    case, path = write("sqlite", tmp_path, split)
+    data = path.read_bytes()
+    path.write_bytes(data + b"\0" * 4096)
+    with pytest.raises(FormatError, match="bytes after its last page"):
+        case.open(path)
+    stale = bytearray(data)
+    stale[92:96] = b"\xff" * 4  # "version-valid-for" no longer matches the change counter
+    path.write_bytes(bytes(stale))
+    with pytest.raises(FormatError, match="page count is stale"):
+        case.open(path)
+    path.write_bytes(data[:50])
+    with pytest.raises(FormatError, match="no SQLite header"):
+        case.open(path)
+
+
+def test_a_file_in_wal_mode_is_refused(tmp_path, split):
+    """In WAL mode the newest pages, the header's page count included, may sit in a -wal file."""
+    case, path = write("sqlite", tmp_path, split)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode = wal").fetchone()[0] == "wal"
+    con.close()
+    with pytest.raises(FormatError, match="WAL mode"):
+        case.open(path)

@@ -102,16 +102,77 @@ def test_plain_file_cut_at_a_record_boundary_is_caught_by_the_count(tmp_path, sp
         case.open(path)
 
 
-def test_plain_scan_checks_record_crcs_but_indexed_reads_do_not(tmp_path, split):
+def test_scan_and_read_both_check_record_crcs(tmp_path, split):
     case, path = write("tfrecord", tmp_path, split)
     data = bytearray(path.read_bytes())
     data[record_starts(data)[5] + 500] ^= 0x01  # one bit inside the image of record 5
     path.write_bytes(bytes(data))
     with case.open(path) as r:
-        assert r.read([5])[0].shape == (1, 28, 28)  # documented: no crc32c on indexed reads
+        with pytest.raises(FormatError, match="record 5 fails its crc32c"):
+            r.read([5])
+        with pytest.raises(FormatError, match="record 5 fails its crc32c"):
+            r.read(np.arange(len(r)))  # the batch path (tf.io.parse_example) too
+        np.testing.assert_array_equal(r.read([4, 6])[0], split.images[[4, 6]])  # the others read
         with pytest.raises(FormatError, match="DataLossError"):
             list(r.scan(64))
-    assert not case.detects("flipped") and get_case("tfrecord/gzip").detects("flipped")
+    assert case.detects("flipped") and get_case("tfrecord/gzip").detects("flipped")
+
+
+@pytest.mark.parametrize("where, message", [
+    (8, "the length of record 7 fails its crc32c"),  # the length's crc: checked at open
+    (-1, "record 7 fails its crc32c"),  # the data's crc: checked on read
+])
+def test_both_crcs_of_a_record_are_checked(tmp_path, split, where, message):
+    case, path = write("tfrecord", tmp_path, split)
+    data = bytearray(path.read_bytes())
+    starts = record_starts(data)
+    data[starts[7] + where if where >= 0 else starts[8] + where] ^= 0x80
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=message):
+        with case.open(path) as r:
+            r.read([7])
+
+
+def test_gzip_reads_check_record_crcs_too(tmp_path, split):
+    """A well-formed gzip stream of a record with a wrong crc32c: only the record check sees it."""
+    _, plain = write("tfrecord", tmp_path, split)
+    data = bytearray(plain.read_bytes())
+    data[record_starts(data)[9] + 300] ^= 0x10
+    path = tmp_path / "repacked.tfrecord"
+    path.write_bytes(gzip.compress(bytes(data)))
+    with get_case("tfrecord/gzip").open(path) as r:
+        np.testing.assert_array_equal(r.read([8, 10])[0], split.images[[8, 10]])
+        with pytest.raises(FormatError, match="record 9 fails its crc32c"):
+            r.read([9])
+
+
+def test_crc32c_matches_a_plain_byte_loop():
+    from fmtbench.formats import _crc32c
+
+    assert _crc32c.crc32c(b"123456789") == 0xE3069283  # the check value of CRC-32C
+    table = []
+    for byte in range(256):  # the reflected CRC-32C table, from the polynomial
+        for _ in range(8):
+            byte = (byte >> 1) ^ 0x82F63B78 if byte & 1 else byte >> 1
+        table.append(byte)
+
+    def loop(data: bytes) -> int:
+        crc = 0xFFFFFFFF
+        for b in data:
+            crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+        return crc ^ 0xFFFFFFFF
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for n in (1, 3, 4, 8, 100, 1023, 1024, 1025, 3000):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert _crc32c.crc32c(data) == loop(data), n
+        frames.append(data + struct.pack("<I", _crc32c.masked(loop(data))))
+    assert _crc32c.bad_frames(frames) == [] and _crc32c.bad_frames(frames[4:5] * 3) == []
+    broken = [f[:-5] + bytes([f[-5] ^ 1]) + f[-4:] for f in frames]
+    assert _crc32c.bad_frames(broken) == list(range(len(frames)))
+    assert [_crc32c.frame_ok(f) for f in broken + frames[:1]] == [False] * len(frames) + [True]
+    assert _crc32c.bad_frames([b"", b"abcd", frames[0]]) == [0, 1]
 
 
 def test_other_dtypes_round_trip(tmp_path):
