@@ -14,6 +14,10 @@ unit starts from the same memory image, with the same imports and environment, a
 import time (``import tensorflow`` alone is ~3 s here; a fork is milliseconds). The zygote never
 runs TensorFlow, so forking it is safe. `InlineExecutor` runs units in the calling process, for
 tests that need to patch code and for debugging: its figures carry the process-state bias.
+
+A script that drives `LocalExecutor` itself must guard its entry point with
+``if __name__ == "__main__":``: the zygote imports the script's main module, as every
+multiprocessing start method but fork does.
 """
 from __future__ import annotations
 

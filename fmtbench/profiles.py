@@ -33,13 +33,13 @@ class Profile:
         return asdict(self)
 
 
-# Budgets on a 2-core machine: quick ~4 min, default ~30 min for 70 cases on 60k samples, full =
-# both caches, 7 rounds, whole epochs, scaling sizes. Every unit-round is a fresh worker, so the
-# default profile takes 3 rounds of one warm-up and one timed call each (the spread comes from
-# the rounds) and trims the slow tails: measured per unit-round, a shared-order training unit on
-# 1024-row gzip chunks under the default 1 MiB chunk cache took ~20 s at 100 steps (every random
-# row decompresses its whole chunk), and 300 single reads from one-row-group Parquet ~27 s; so
-# 40 training steps, 60 native steps and 200 single reads.
+# Budgets on a 2-core machine: quick ~4 min, default ~35 min (34.3 measured) for 70 cases on 60k
+# samples, full = both caches, 7 rounds, whole epochs, scaling sizes. Every unit-round is a fresh
+# worker, so the default profile takes 3 rounds of one warm-up and one timed call each (the
+# spread comes from the rounds) and trims the slow tails: measured per unit-round, a shared-order
+# training unit on 1024-row gzip chunks under the default 1 MiB chunk cache took ~20 s at 100
+# steps (every random row decompresses its whole chunk), and 300 single reads from
+# one-row-group Parquet ~27 s; so 40 training steps, 60 native steps and 200 single reads.
 PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), rounds=3, repeats=3, write_repeats=1, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=50, random_batch_size=64,
