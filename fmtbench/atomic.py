@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from fmtbench.errors import FmtbenchError
 
 TMP_MARK = ".fmtbench-tmp-"
 
@@ -30,16 +35,107 @@ def _fsync_tree(path: Path) -> None:
 
 
 def _remove(path: Path) -> None:
+    """Best-effort cleanup: it never raises, so the error that made it necessary is the one seen."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale(target: Path) -> list[Path]:
+    """Remove the temporary siblings of `target` left by writers that died (SIGKILL leaves them:
+    up to 63 MB each); a live writer's are kept. Returns what was removed."""
+    gone = []
+    prefix = _tmp_prefix(target)
+    for tmp in target.parent.glob(f"{prefix}*") if target.parent.is_dir() else ():
+        pid = tmp.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(tmp)
+            gone.append(tmp)
+    return gone
+
+
+_NAME_MAX = 255  # bytes in one path component on Linux filesystems
+_TAIL = 7 + 1 + 8  # "<pid>-<8 hex>": a pid has at most 7 digits on Linux
+
+
+def _tmp_prefix(target: Path) -> str:
+    """'.NAME.fmtbench-tmp-', with NAME cut (on a character boundary) so the whole temporary
+    name fits in one path component even when the target's name nearly fills it."""
+    room = _NAME_MAX - 1 - len(TMP_MARK.encode()) - _TAIL
+    name = target.name
+    while len(name.encode()) > room:
+        name = name[:-1]
+    return f".{name}{TMP_MARK}"
 
 
 def temp_name(target: Path) -> Path:
     """A hidden sibling of target that no glob for the target's suffix matches."""
-    return target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return target.with_name(f"{_tmp_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _check_replaceable(target: Path, directory: bool) -> None:
+    """Refuse to replace what a write must never replace: a device, FIFO or socket (as root, a
+    rename would silently swap /dev/null for a regular file), or a file where a folder goes and
+    the other way round."""
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        return  # the link is replaced, its target untouched
+    kind = ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is None and directory != stat.S_ISDIR(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a file"
+    if kind is not None:
+        want = "a folder" if directory else "a file"
+        raise FmtbenchError(f"{target} is {kind}; refusing to replace it with {want}: choose another path")
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put folder `new` at `target`, which holds an old folder: a kill at any moment leaves the
+    old or the new one there. os.replace cannot replace a non-empty folder, so the two are
+    swapped atomically and the old one, now at `new`, removed; where the filesystem cannot
+    swap, the old one is moved aside first (a kill between the two renames leaves nothing)."""
+    if _exchange(new, target):
+        _remove(new)
+        return
+    old = temp_name(target)
+    os.replace(target, old)
+    os.replace(new, target)
+    _remove(old)
 
 
 @contextlib.contextmanager
@@ -47,11 +143,14 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
     """Yield a temporary path to write; on success it replaces target, on error it is removed.
 
     With directory=True the temporary path is an empty folder (for formats that are several
-    files). A process killed mid-write leaves only a hidden ``.name.fmtbench-tmp-*`` sibling,
-    never a file at ``target``; an existing target stays intact until the final rename.
+    files). A process killed mid-write leaves only a hidden ``.name.fmtbench-tmp-PID-*``
+    sibling, never a file at ``target``, and the next write to ``target`` removes it once PID
+    is gone; an existing target stays intact until the final rename.
     """
     target = Path(target)
+    _check_replaceable(target, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(target)
     tmp = temp_name(target)
     if directory:
         tmp.mkdir()
@@ -59,11 +158,7 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         yield tmp
         _fsync_tree(tmp)
         if directory and target.exists():
-            # os.replace cannot replace a non-empty folder: move the old one aside first.
-            old = temp_name(target)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            _remove(old)
+            _replace_folder(tmp, target)
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)

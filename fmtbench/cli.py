@@ -125,11 +125,16 @@ def convert_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patt
     data = ds.split(split)
     click.echo(f"{ds.name}: {ds.provenance}; {split} {len(data)} x {data.image_shape}", err=True)
     single = len(chosen) == 1 and not Path(out).is_dir()
+    targets = [Path(out) if single else case.default_path(out, split) for case in chosen]
+    source = Path(dataset_path) if dataset_path else None
+    for path in targets:  # before any write: the dataset must survive its own conversion
+        if source is not None and path.exists() and source.exists() and os.path.samefile(path, source):
+            raise click.UsageError(f"--out {path} is the dataset's own file (--dataset-path); "
+                                   f"choose another output path")
     failures = 0
     bar = _progress(chosen, "convert")
-    for case in bar:
+    for case, path in zip(bar, targets):
         bar.set_postfix_str(case.case_id)
-        path = Path(out) if single else case.default_path(out, split)
         t0 = time.perf_counter()
         info = case.write(data, path)
         seconds = time.perf_counter() - t0
@@ -255,6 +260,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()])
     chosen = cases(case_patterns or None, full=profile.full_grid)
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
+    store.claim()  # and if another run is writing it
     ds = _load_dataset(dataset, dataset_path, n if n is not None else profile.n)
     click.echo(f"{ds.name}: {ds.provenance}; train {len(ds.train)}, test {len(ds.test)}", err=True)
     machine = provenance.collect(data_dir=results_dir)

@@ -27,7 +27,8 @@ Schema (``SCHEMA_VERSION = 2``; version 1 had no rounds). Every record has ``sch
   measures the unit again, and readers take the last record of each (case, dataset,
   workload, metric, cache).
 
-Non-finite numbers are stored as null, so every line is strict JSON.
+Non-finite numbers are stored as null, so every line is strict JSON. A run holds the folder's
+``.lock`` (``ResultStore.claim``) while it writes, so two runs never append to one store.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from fmtbench.stats import summarize
 
 SCHEMA_VERSION = 2
 FILENAME = "results.jsonl"
+LOCKNAME = ".lock"  # held by the run writing the store (see ResultStore.claim)
 KINDS = ("provenance", "measurement", "failure", "skip", "done")
 CACHES = ("warm", "cold", "n/a")
 
@@ -90,6 +92,24 @@ class ResultStore:
                 f"results folder {self.folder} is not writable ({type(exc).__name__}: "
                 f"{exc.strerror or exc}); choose a writable folder"
             ) from exc
+
+    def claim(self) -> None:
+        """Hold this store for one run until the process ends; a second run is refused, naming
+        the holder. Two runs appending to one store measured every unit twice and mixed their
+        medians. flock(2) is released by the kernel however the holder dies, so no stale lock."""
+        import fcntl
+
+        fd = os.open(self.folder / LOCKNAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise FmtbenchError(f"results folder {self.folder} is in use by another fmtbench run "
+                                f"(pid {holder}); wait for it to finish, or choose another --results folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._claim_fd = fd  # kept open: closing it would release the lock
 
     def _cut_torn_tail(self) -> None:
         """Drop a partial last line left by a kill mid-write, so the next record starts clean."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from fmtbench.formats import cases, get_case
 
@@ -78,3 +79,31 @@ def test_convert_several_cases_into_a_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("train.*"))
     assert "csv/train.csv" in written and "sqlite/train.sqlite" in written
+
+
+def test_convert_never_replaces_the_dataset_itself_or_a_special_file(tmp_path):
+    rng = np.random.default_rng(0)
+    own = tmp_path / "mine.npz"
+    np.savez(own, images=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), labels=np.arange(20) % 10)
+    before = own.read_bytes()
+    out = fmtbench("convert", "-d", "arrays", "--dataset-path", str(own), "-c", "csv", "--out", str(own))
+    assert out.returncode == 2 and "is the dataset's own file" in out.stderr and "Traceback" not in out.stderr
+    assert own.read_bytes() == before
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    out = fmtbench("convert", "-d", "arrays", "--dataset-path", str(own), "-c", "csv", "--out", str(fifo))
+    assert out.returncode == 2 and f"{fifo} is a FIFO; refusing to replace it" in out.stderr
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
+
+
+def test_a_case_never_replaces_a_folder_with_a_file_or_a_file_with_a_folder(tmp_path, split):
+    from fmtbench.errors import FmtbenchError
+
+    folder, file = tmp_path / "a-folder", tmp_path / "a-file"
+    folder.mkdir()
+    file.write_text("keep me")
+    with pytest.raises(FmtbenchError, match="is a folder; refusing to replace it with a file"):
+        get_case("csv").write(split, folder)
+    with pytest.raises(FmtbenchError, match="is a file; refusing to replace it with a folder"):
+        get_case("npy").write(split, file)
+    assert folder.is_dir() and file.read_text() == "keep me"

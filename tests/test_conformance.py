@@ -172,7 +172,9 @@ def test_sigkill_during_write_leaves_no_file(case, tmp_path):
     with pytest.raises(FormatError):
         case.open(target)
     leftovers = [p.name for p in target.parent.iterdir()]
-    assert all(name.startswith(".") for name in leftovers), leftovers
+    assert leftovers and all(name.startswith(".") for name in leftovers), leftovers
+    case.write(make_split(), target)  # the next write sweeps what the dead writer left
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
 def _largest_file(path: Path) -> Path:
@@ -203,3 +205,38 @@ def test_damaged_file_is_a_format_error_or_a_known_property(written, split, how)
     # No error: only acceptable where the case declares it cannot detect this damage.
     assert not case.detects(how), f"{case.case_id} declares it detects {how} files but read them"
     assert images.shape == split.images.shape and labels.shape == split.labels.shape
+
+
+def test_a_live_writers_temporary_file_is_never_swept(tmp_path):
+    from fmtbench import atomic
+
+    target = tmp_path / "x.csv"
+    mine = atomic.temp_name(target)  # this process is alive
+    mine.write_text("in progress")
+    assert atomic.sweep_stale(target) == [] and mine.exists()
+
+
+def test_a_name_that_nearly_fills_a_path_component_still_writes(tmp_path, split):
+    target = tmp_path / ("n" * 240 + ".csv")
+    get_case("csv").write(split, target)
+    assert target.is_file() and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_folder_case_is_replaced_in_one_step(tmp_path, monkeypatch):
+    """NPY is a folder: replacing it was two renames, and a kill between them left nothing at
+    the target. Now the two folders are swapped at once (renameat2 RENAME_EXCHANGE)."""
+    from fmtbench import atomic
+
+    target = tmp_path / "x.npy"
+    get_case("npy").write(make_split(seed=1), target)
+    if not atomic._exchange(tmp_path / "x.npy", target):  # a swap with itself: is it supported?
+        pytest.skip("this filesystem cannot swap two paths in one step")
+
+    def no_two_step(src, dst):
+        raise AssertionError(f"two-step replace of {dst}")
+
+    monkeypatch.setattr(atomic.os, "replace", no_two_step)
+    get_case("npy").write(make_split(seed=2), target)
+    with get_case("npy").open(target) as reader:
+        assert np.array_equal(reader.read([0, 1])[0], make_split(seed=2).images[:2])
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]

@@ -167,3 +167,20 @@ def test_every_timed_repeat_starts_with_empty_library_caches(tmp_path, monkeypat
     # warm: one more drop when the unit puts the file into its warm state, before the warm-up
     lead = ["drop"] if cache == "warm" else []
     assert events == lead + ["drop", "scan"] * (profile.warmup + profile.repeats)
+
+
+def test_a_second_run_into_a_store_in_use_is_refused_naming_the_holder(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from fmtbench.results import ResultStore; "
+         f"ResultStore({str(tmp_path)!r}).claim(); print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = fmtbench("run", *FAST, "-c", "npy", "-w", "scan", "--results", str(tmp_path))
+        assert out.returncode == 2
+        assert f"is in use by another fmtbench run (pid {holder.pid})" in out.stderr
+        assert "Traceback" not in out.stderr and not records(tmp_path)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # the kernel releases the lock however the holder dies
+        holder.wait()
+    ResultStore(tmp_path).claim()
