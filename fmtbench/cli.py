@@ -169,9 +169,15 @@ def _verify(case, path: Path, data, batch_size: int = 4096, seed: int = 0) -> st
 
 
 def _first_difference(images, labels, want_images, want_labels) -> int | None:
+    """The first row whose bytes differ (byte-exact, so NaN pixels equal themselves), else None."""
     if images.shape != want_images.shape or images.dtype != want_images.dtype:
         return 0
-    rows = np.flatnonzero((images != want_images).reshape(len(images), -1).any(axis=1) | (labels != want_labels))
+    n = len(images)
+
+    def raw(a):
+        return np.ascontiguousarray(a).reshape(n, -1).view(np.uint8)
+
+    rows = np.flatnonzero((raw(images) != raw(want_images)).any(axis=1) | (labels != want_labels))
     return int(rows[0]) if rows.size else None
 
 
@@ -261,6 +267,8 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     chosen = cases(case_patterns or None, full=profile.full_grid)
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
     store.claim()  # and if another run is writing it
+    if resume:
+        store.done_keys()  # a corrupt store fails here, before this run appends anything to it
     ds = _load_dataset(dataset, dataset_path, n if n is not None else profile.n)
     click.echo(f"{ds.name}: {ds.provenance}; train {len(ds.train)}, test {len(ds.test)}", err=True)
     machine = provenance.collect(data_dir=results_dir)

@@ -168,13 +168,19 @@ class ResultStore:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(line, parse_constant=lambda name: None)  # NaN/Infinity: as written, null
             except json.JSONDecodeError as exc:
                 if number == len(lines):  # no newline after it: a write cut short by a kill
                     warnings.warn(f"{self.path}:{number}: skipping a torn last record", stacklevel=2)
                     continue
                 raise FmtbenchError(f"{self.path}:{number}: corrupt record ({exc})") from exc
-            if rec.get("schema", 0) > SCHEMA_VERSION:
+            if not isinstance(rec, dict):
+                raise FmtbenchError(f"{self.path}:{number}: a record must be a JSON object, "
+                                    f"not {type(rec).__name__}")
+            schema = rec.get("schema", 0)
+            if not isinstance(schema, int) or isinstance(schema, bool):
+                raise FmtbenchError(f"{self.path}:{number}: schema must be a whole number, got {schema!r}")
+            if schema > SCHEMA_VERSION:
                 raise FmtbenchError(f"{self.path}:{number}: schema {rec['schema']} is newer than "
                                     f"this fmtbench reads ({SCHEMA_VERSION}); upgrade fmtbench")
             if kind is None or rec.get("kind") == kind:

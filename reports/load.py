@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,30 @@ def _problem(rec: dict[str, Any], source: int) -> Problem:
                    rec.get("cache") or "n/a", reason, source)
 
 
+def _number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _malformed(rec: dict[str, Any]) -> str | None:
+    """Why a measurement record cannot be read, or None."""
+    for key in ("case", "metric"):
+        if not isinstance(rec.get(key), str) or not rec.get(key):
+            return f"{key!r} must be a non-empty string, got {rec.get(key)!r}"
+    for key in ("median", "q1", "q3", "ci_low", "ci_high"):
+        if not _number(rec.get(key)):
+            return f"{key!r} must be a number or null, got {rec.get(key)!r}"
+    for key in ("n", "round"):
+        v = rec.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            return f"{key!r} must be a whole number, got {v!r}"
+    values = rec.get("values", [])
+    if not isinstance(values, list) or not all(_number(v) for v in values):
+        return f"'values' must be a list of numbers, got {values!r}"
+    if not isinstance(rec.get("extra") or {}, dict):
+        return f"'extra' must be an object, got {rec.get('extra')!r}"
+    return None
+
+
 def merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
     """One `extra` from the rounds of a unit: lists are joined in round order, booleans must all
     hold (None when any round has none), anything else is the last round's."""
@@ -142,6 +167,8 @@ def _merged(rounds: dict[Any, tuple[int, dict[str, Any]]], source: int) -> Row:
     if len(recs) == 1:
         return _row(recs[0], source)
     values = [v for rec in recs for v in rec.get("values") or [] if v is not None]
+    if not values:
+        return _row(recs[-1], source)
     s = summarize(values)
     rec = {**recs[-1], "values": values, "median": s.median, "q1": s.q1, "q3": s.q3, "ci_low": s.ci_low,
            "ci_high": s.ci_high, "n": s.n, "extra": merge_extra([r.get("extra") or {} for r in recs])}
@@ -167,6 +194,13 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
             seq += 1
             kind = rec.get("kind")
             if kind == "measurement":
+                why = _malformed(rec)
+                if why:
+                    raise FmtbenchError(f"{p}: measurement record {seq} is malformed: {why}")
+                if rec["metric"] not in METRICS:
+                    warnings.warn(f"{p}: skipping metric {rec['metric']!r}, which this fmtbench does not know",
+                                  stacklevel=2)
+                    continue
                 key = (rec["case"], rec.get("dataset") or "?", rec.get("dataset_digest"),
                        rec.get("workload") or "?", rec["metric"], rec.get("cache") or "n/a")
                 rows.setdefault(key, {})[rec.get("round")] = (seq, rec)

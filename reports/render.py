@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fmtbench.atomic import atomic_path
+from fmtbench.errors import FmtbenchError
 
 import csv
 import functools
@@ -111,6 +112,9 @@ def write_report(paths: list[str | os.PathLike[str]], output: str | os.PathLike[
                  dataset: str | None = None, argv: list[str] | None = None) -> Written:
     """Load the stores, render the page to `output` and the CSV/JSON exports beside it."""
     t0 = time.perf_counter()
+    if Path(output).suffix.lower() in (".csv", ".json"):
+        raise FmtbenchError(f"report output {output} would be overwritten by its own {Path(output).suffix} "
+                            f"export; name the page with .html (the .csv and .json go beside it)")
     results = load(list(paths))
     ctx = context(results, dataset, argv)
     html = render_html(ctx)

@@ -107,3 +107,13 @@ def test_a_case_never_replaces_a_folder_with_a_file_or_a_file_with_a_folder(tmp_
     with pytest.raises(FmtbenchError, match="is a file; refusing to replace it with a folder"):
         get_case("npy").write(split, file)
     assert folder.is_dir() and file.read_text() == "keep me"
+
+
+def test_verify_compares_bytes_so_nan_pixels_match_themselves(tmp_path):
+    images = np.random.default_rng(0).random((30, 4, 4)).astype(np.float32)
+    images[3, 1, 1] = np.nan
+    data = tmp_path / "f.npz"
+    np.savez(data, images=images, labels=np.arange(30) % 10)
+    out = fmtbench("convert", "-d", "arrays", "--dataset-path", str(data), "-c", "npy",
+                   "--out", str(tmp_path / "f.npy"), "--verify")
+    assert out.returncode == 0 and "verified" in out.stdout + out.stderr, out.stderr

@@ -113,3 +113,45 @@ def test_comparison_says_how_many_flags_chance_alone_would_raise(tmp_path):
     cmp = compare(frame(load([tmp_path / "a"])), frame(load([tmp_path / "b"])))
     assert not any(c.flag for c in cmp.changes)
     assert cmp.expected_by_chance() == pytest.approx(2 * 0.1, abs=0.04)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('[1, 2]', "a record must be a JSON object"),
+    ('{"kind": "measurement", "metric": "scan_samples_per_s"}', "'case' must be a non-empty string"),
+    ('{"kind": "measurement", "case": "npy", "metric": "scan_samples_per_s", "median": "fast"}',
+     "'median' must be a number or null"),
+    ('{"kind": "measurement", "case": "npy", "metric": "scan_samples_per_s", "round": "1"}',
+     "'round' must be a whole number"),
+    ('{"schema": "2", "kind": "done"}', "schema must be a whole number"),
+])
+def test_a_malformed_store_is_one_clear_error_naming_the_file(tmp_path, line, message):
+    from fmtbench.errors import FmtbenchError
+    from fmtbench.reports.render import write_report
+
+    (tmp_path / "results.jsonl").write_text(line + "\n")
+    with pytest.raises(FmtbenchError, match=message) as info:
+        write_report([tmp_path], tmp_path / "r.html")
+    assert "results.jsonl" in str(info.value)
+
+
+def test_nan_literals_and_unknown_metrics_do_not_break_the_report(tmp_path):
+    from fmtbench.reports.render import write_report
+
+    good = ('{"kind": "measurement", "case": "npy", "dataset": "s", "dataset_digest": "d", "workload": "scan", '
+            '"metric": "scan_samples_per_s", "cache": "warm", "values": [NaN, 2.0], "median": NaN, "n": 2}')
+    odd = good.replace("scan_samples_per_s", "warp_speed")
+    (tmp_path / "results.jsonl").write_text(good + "\n" + odd + "\n")
+    with pytest.warns(UserWarning, match="warp_speed"):
+        done = write_report([tmp_path], tmp_path / "r.html")
+    assert done.json.read_text() and "warp_speed" not in done.html.read_text()
+
+
+def test_report_output_named_like_its_own_export_is_refused(tmp_path):
+    from fmtbench.errors import FmtbenchError
+    from fmtbench.reports.render import write_report
+
+    _store(tmp_path / "s", {"npy": {"scan_samples_per_s": [1.0, 2.0, 3.0]}})
+    for name in ("r.csv", "r.json"):
+        with pytest.raises(FmtbenchError, match="would be overwritten by its own"):
+            write_report([tmp_path / "s"], tmp_path / name)
+        assert not (tmp_path / name).exists()

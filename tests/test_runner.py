@@ -184,3 +184,13 @@ def test_a_second_run_into_a_store_in_use_is_refused_naming_the_holder(tmp_path)
         os.kill(holder.pid, signal.SIGKILL)  # the kernel releases the lock however the holder dies
         holder.wait()
     ResultStore(tmp_path).claim()
+
+
+def test_a_failed_resume_of_a_corrupt_store_appends_nothing(tmp_path):
+    store = tmp_path / "results.jsonl"
+    store.write_text('{"schema": 2, "kind": "done"\n{"schema": 2, "kind": "skip"}\n')  # line 1 is torn mid-file
+    before = store.read_bytes()
+    for _ in range(2):
+        out = fmtbench("run", *FAST, "-c", "npy", "-w", "scan", "--results", str(tmp_path), "--resume")
+        assert out.returncode == 2 and "results.jsonl:1: corrupt record" in out.stderr
+    assert store.read_bytes() == before
