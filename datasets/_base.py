@@ -36,6 +36,11 @@ class Split:
                 f"split {self.name!r}: labels shape {labels.shape} does not match "
                 f"{images.shape[0]} images"
             )
+        if images.dtype.kind not in "biuf":
+            raise ValueError(f"split {self.name!r}: images must be integers, floats or booleans, "
+                             f"got dtype {images.dtype}")
+        if 0 in images.shape[1:]:
+            raise ValueError(f"split {self.name!r}: images of shape {images.shape[1:]} hold no pixels")
         if not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"split {self.name!r}: labels must be integers, got {labels.dtype}")
         object.__setattr__(self, "images", np.ascontiguousarray(images))

@@ -70,6 +70,8 @@ def _split(name: str, images: np.ndarray, labels: np.ndarray) -> Split:
 
 
 def _read_npz(path: Path) -> tuple[Split, Split, str]:
+    if not zipfile.is_zipfile(path):  # np.load would guess pickle and advise allow_pickle
+        raise ValueError(f"{path}: not an .npz archive (an .npz is a zip of .npy arrays, as np.savez writes)")
     with np.load(path, allow_pickle=False) as npz:
         return _splits(path, list(npz.files), npz.__getitem__)
 

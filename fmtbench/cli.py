@@ -26,7 +26,12 @@ def _load_dataset(name: str, path: str | None, n: int | None):
     from fmtbench.errors import DatasetNotFoundError
 
     if name != "auto":
-        return datasets.load(name, path=path, n=n)
+        try:
+            return datasets.load(name, path=path, n=n)
+        except ValueError as exc:  # the loaders' own checks of the data (shape, dtype, archive)
+            if isinstance(exc, FmtbenchError):
+                raise
+            raise FmtbenchError(f"dataset {name!r}: {exc}") from exc
     try:
         return datasets.load("mnist", path=path, n=n)
     except DatasetNotFoundError as exc:

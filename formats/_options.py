@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmtbench.errors import InvalidCaseError
+
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -88,6 +90,7 @@ class Size(Option):
     prefix: str = ""
     units: bool = False
     minimum: int = 1
+    maximum: int | None = None
     #: a word that also parses to the default (which the id leaves out): ``contiguous``
     default_word: str = ""
 
@@ -99,6 +102,8 @@ class Size(Option):
         if not m:
             return False, None
         value = int(m.group(1)) * _UNITS[m.group(2)]
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidCaseError(f"option {token!r}: {self.name} must be at most {self.token(self.maximum)}")
         return (True, value) if value >= self.minimum else (False, None)
 
     def token(self, value: Any) -> str:

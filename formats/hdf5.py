@@ -231,7 +231,8 @@ class HDF5Adapter(Adapter):
                choices={t: t for t in ("none", *_GZIP, "lzf", *_BLOSC)}),
         Choice("shuffle", "none", "byte shuffle (HDF5 filter; Blosc's own with blosc*), or "
                "Blosc bitshuffle", choices={"shuffle": "byte", "bitshuffle": "bit"}),
-        Size("cache", DEFAULT_CACHE, "read-side chunk cache per dataset (default 1m)", prefix="cache", units=True),
+        Size("cache", DEFAULT_CACHE, "read-side chunk cache per dataset (default 1m)", prefix="cache", units=True,
+             maximum=16 << 30),  # more than this machine's memory would only fail later, as a "corrupt file"
         Flag("fletcher32", help="fletcher32 checksum of every chunk"),
     )
     grid = (

@@ -117,3 +117,25 @@ def test_verify_compares_bytes_so_nan_pixels_match_themselves(tmp_path):
     out = fmtbench("convert", "-d", "arrays", "--dataset-path", str(data), "-c", "npy",
                    "--out", str(tmp_path / "f.npy"), "--verify")
     assert out.returncode == 0 and "verified" in out.stdout + out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("hello"), "not an .npz archive"),
+    (lambda p: np.savez(p, images=np.zeros((10, 4, 4), complex), labels=np.arange(10)),
+     "images must be integers, floats or booleans, got dtype complex128"),
+    (lambda p: np.savez(p, images=np.zeros((10, 4, 4), "U3"), labels=np.arange(10)),
+     "images must be integers, floats or booleans, got dtype <U3"),
+    (lambda p: np.savez(p, images=np.zeros((10, 4, 0), "u1"), labels=np.arange(10)), "hold no pixels"),
+])
+def test_bad_user_arrays_are_one_line_naming_the_problem(tmp_path, make, message):
+    data = tmp_path / "data.npz"
+    make(data)
+    out = fmtbench("convert", "-d", "arrays", "--dataset-path", str(data), "-c", "npy", "--out", str(tmp_path / "o"))
+    assert out.returncode == 2 and message in out.stderr and str(data) in out.stderr
+    assert "Traceback" not in out.stderr and "allow_pickle" not in out.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_chunk_cache_beyond_reason_is_refused_when_the_case_is_named():
+    out = fmtbench("cases", "hdf5/chunk64-cache1024g")
+    assert out.returncode == 2 and "option 'cache1024g': cache must be at most cache16g" in out.stderr
