@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,10 @@ FAST = ["--profile", "quick", "--repeats", "2", "-d", "synthetic", "--n", "400"]
 
 
 def fmtbench(*args: str, **kw) -> subprocess.CompletedProcess:
+    """Run the CLI from a fresh temporary folder, so its default outputs (reports/...) never land
+    in the checkout: a test once replaced a user's finished report there."""
     env = dict(os.environ, FMTBENCH_OFFLINE="1")
+    kw.setdefault("cwd", tempfile.mkdtemp(prefix="fmtbench-cli-"))
     return subprocess.run([sys.executable, "-m", "fmtbench", *args], capture_output=True, text=True,
                           env=env, timeout=300, **kw)
 
@@ -97,7 +101,7 @@ def test_resume_after_sigkill_keeps_finished_units(tmp_path):
     args = ["run", *FAST, *sum((["-c", i] for i in ids), []),
             "-w", "write,scan,random", "--results", str(tmp_path)]
     env = dict(os.environ, FMTBENCH_OFFLINE="1")
-    proc = subprocess.Popen([sys.executable, "-m", "fmtbench", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "fmtbench", *args], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = tmp_path / "results.jsonl"
     deadline = time.time() + 120

@@ -27,6 +27,10 @@ from conftest import make_split
 
 pytestmark = pytest.mark.slow
 ROUNDS = 5  # 5 vs 5 values: disjoint 95% intervals by chance 0.8% of the time
+# A disagreement is measured again from scratch before it fails the test: one by chance repeats
+# with about the square of its probability, an order or process effect repeats every time. Seen
+# here: a full test run on this 2-core machine failed a single attempt about once in seven.
+ATTEMPTS = 2
 
 
 def test_a_scan_figure_does_not_depend_on_a_training_unit_before_it(tmp_path):
@@ -37,6 +41,17 @@ def test_a_scan_figure_does_not_depend_on_a_training_unit_before_it(tmp_path):
     profile = dataclasses.replace(get_profile("quick"), rounds=1, repeats=3, train_steps=20)
     runner = Runner(ds, profile, ResultStore(tmp_path), tmp_path / "data", executor=LocalExecutor())
     runner.prepare({"npy", "hdf5"})
+    problems = []
+    for _ in range(ATTEMPTS):
+        problems = _scans_after(runner)
+        if not problems:
+            return
+    raise AssertionError(f"in {ATTEMPTS} fresh measurements: {problems}")
+
+
+def _scans_after(runner: Runner) -> list[str]:
+    """npy and hdf5 scan rates after a training unit and after a scan unit; the cases whose
+    95% intervals do not overlap."""
     after = {"train": {"npy": [], "hdf5": []}, "scan": {"npy": [], "hdf5": []}}
     for rnd in range(ROUNDS):
         for before in ("train", "scan"):
@@ -48,11 +63,13 @@ def test_a_scan_figure_does_not_depend_on_a_training_unit_before_it(tmp_path):
                 assert out.error is None, out.error
                 rate = next(o for o in out.observations if o.metric == "scan_samples_per_s")
                 after[before][case].append(sorted(rate.values)[1])
+    problems = []
     for case in ("npy", "hdf5"):
         a, b = summarize(after["train"][case]), summarize(after["scan"][case])
-        assert a.ci_low <= b.ci_high and b.ci_low <= a.ci_high, (
-            f"{case} scan after a training unit {a.median:,.0f}/s [{a.ci_low:,.0f}, {a.ci_high:,.0f}] vs "
-            f"after a scan {b.median:,.0f}/s [{b.ci_low:,.0f}, {b.ci_high:,.0f}]")
+        if not (a.ci_low <= b.ci_high and b.ci_low <= a.ci_high):
+            problems.append(f"{case} scan after a training unit {a.median:,.0f}/s [{a.ci_low:,.0f}, "
+                            f"{a.ci_high:,.0f}] vs after a scan {b.median:,.0f}/s [{b.ci_low:,.0f}, {b.ci_high:,.0f}]")
+    return problems
 
 
 def _binomial_quantile(n: int, p: float, q: float = 0.99) -> int:
@@ -66,24 +83,48 @@ def _binomial_quantile(n: int, p: float, q: float = 0.99) -> int:
 
 
 def test_two_identical_runs_flag_no_more_than_chance(tmp_path):
-    """Two identical small runs: the figures flagged as changed must be consistent with the
-    nominal false-positive rate of the comparison (at most the 99th percentile of the binomial
-    count at that rate), and no figure may be flagged in a size, which is exact."""
+    """Two identical small runs: the units with a figure flagged as changed must be consistent
+    with the comparison's nominal false-positive rate, and no size may be flagged (sizes are exact).
+
+    The figures of one unit are not independent (a slow moment moves its p50, p95, p99 and both
+    batch rates together), so the count is over units (case, workload), each flagged when any of
+    its k timed figures is; by the union bound its chance is at most k times the per-figure rate.
+    The test allows up to the 99th percentile of that binomial count."""
     args = ["run", "--profile", "quick", "-d", "synthetic", "--n", "2000", "--rounds", str(ROUNDS),
             "-w", "write,scan,random", "-c", "npy", "-c", "hdf5/contiguous", "-c", "sqlite",
             "-c", "parquet/rg1024-zstd", "--no-report"]
+    failures = []
+    for attempt in range(ATTEMPTS):
+        failure = _compare_two_runs(tmp_path / str(attempt), args)
+        if failure is None:
+            return
+        failures.append(failure)
+    raise AssertionError(f"in {ATTEMPTS} fresh pairs of runs: {failures}")
+
+
+def _compare_two_runs(folder, args: list[str]) -> str | None:
+    """Run `args` twice into `folder`; why the comparison flags more than chance allows, or None."""
+    folder.mkdir()
     env = dict(os.environ, FMTBENCH_OFFLINE="1")
     for name in ("a", "b"):
-        done = subprocess.run([sys.executable, "-m", "fmtbench", *args, "--results", str(tmp_path / name)],
-                              capture_output=True, text=True, env=env, timeout=600)
+        done = subprocess.run([sys.executable, "-m", "fmtbench", *args, "--results", str(folder / name)],
+                              capture_output=True, text=True, env=env, timeout=600, cwd=folder)
         assert done.returncode == 0, done.stderr[-2000:]
-    old, new = (frame(load([tmp_path / name])) for name in ("a", "b"))
+    old, new = (frame(load([folder / name])) for name in ("a", "b"))
     assert all(r.n == ROUNDS for r in new.rows), "every figure has one value per round"
     cmp = compare(old, new)
-    timed = [c for c in cmp.changes if c.metric not in ("file_bytes", "compression_ratio")]
-    assert len(timed) >= 40
-    rate = nominal_false_positive_rate(ROUNDS, ROUNDS)
-    allowed = _binomial_quantile(len(timed), rate)
-    flagged = [f"{c.case} {c.metric}: {c.old:.4g} -> {c.new:.4g}" for c in timed if c.flag]
-    assert len(flagged) <= allowed, f"{len(flagged)} of {len(timed)} flagged (allowed {allowed}): {flagged}"
     assert not [c for c in cmp.changes if c.metric == "file_bytes" and c.flag]
+    workload = {(r.case, r.metric, r.cache): r.workload for r in new.rows}
+    units: dict[tuple[str, str], list] = {}
+    for c in cmp.changes:
+        if c.metric not in ("file_bytes", "compression_ratio"):
+            units.setdefault((c.case, workload[(c.case, c.metric, c.cache)]), []).append(c)
+    assert len(units) >= 12  # 6 cases (a format name means all its representative cases) x 3 workloads
+    rate = nominal_false_positive_rate(ROUNDS, ROUNDS)
+    k = max(len(v) for v in units.values())
+    allowed = _binomial_quantile(len(units), min(1.0, k * rate))
+    flagged = {u: [f"{c.metric}: {c.old:.4g} -> {c.new:.4g}" for c in v if c.flag] for u, v in units.items()}
+    flagged = {u: f for u, f in flagged.items() if f}
+    if len(flagged) > allowed:
+        return f"{len(flagged)} of {len(units)} units flagged (allowed {allowed}): {flagged}"
+    return None
