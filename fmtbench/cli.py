@@ -55,9 +55,9 @@ def _dataset_options(fn):
 def main() -> None:
     """Benchmark storage formats for ML training data.
 
-    Writes one dataset through many format cases (HDF5 chunk x compression grid, TFRecord,
-    NPY, CSV, Parquet, SQLite), drives identical workloads through each, and reports the
-    trade-offs. Run `fmtbench COMMAND --help` for each command.
+    Writes one dataset through many format cases (every registered format across its grid of
+    options, plugins included: see `fmtbench cases`), drives identical workloads through each,
+    and reports the trade-offs. Run `fmtbench COMMAND --help` for each command.
     """
 
 
@@ -68,12 +68,12 @@ def main() -> None:
 def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool) -> None:
     """List the registered cases (optionally matching PATTERNS such as 'hdf5/*gzip*'), with
     the damage each is sure to detect on read."""
-    from fmtbench.formats import DAMAGE, cases, missing_dependency
+    from fmtbench.formats import DAMAGE, cases, missing_dependency, origin
 
     found = cases(patterns or None, full=not representative)
     # The adapters declare detection; this only shows it ("detected", "not detected" or
     # "detected with probability 1 - 2^-32"), with the check behind each entry.
-    rows = [{"case": c.case_id, "format": c.name, "config": c.config,
+    rows = [{"case": c.case_id, "format": c.name, "origin": origin(c.name), "config": c.config,
              "random_access": c.random_access, "missing": missing_dependency(c.name),
              "detects": {kind: c.detection(kind).label for kind in DAMAGE},
              "detected_by": {kind: c.detection(kind).by for kind in DAMAGE}} for c in found]
@@ -81,15 +81,20 @@ def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool) ->
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     width = max(len(r["case"]) for r in rows)
+    click.echo(f"{'case':<{width}}  {'random':<6}  damage detected on read")
     for r in rows:
         note = f"  [unavailable: {r['missing']}]" if r["missing"] else ""
+        if r["origin"] != "built-in":
+            note += f"  [{r['origin']}]"
         detects = ", ".join(f"{kind}: {label.replace('detected with probability ', 'p=')}"
                             for kind, label in r["detects"].items())
         click.echo(f"{r['case']:<{width}}  {r['random_access']:<6}  {detects}{note}")
     per_format: dict[str, int] = {}
     for r in rows:
         per_format[r["format"]] = per_format.get(r["format"], 0) + 1
-    click.echo(f"\n{len(rows)} cases: " + ", ".join(f"{k} {v}" for k, v in per_format.items()), err=True)
+    click.echo(f"\n{len(rows)} cases: " + ", ".join(f"{k} {v}" for k, v in per_format.items())
+               + "\nrandom: native = the library seeks by itself; index = fmtbench builds a record index on open",
+               err=True)
 
 
 @main.command("datasets")

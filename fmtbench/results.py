@@ -201,13 +201,17 @@ class ResultStore:
 
     def add_measurement(self, case: str, workload: str, metric: str, cache: str,
                         values: Sequence[float], dataset: str, dataset_digest: str,
-                        extra: Mapping[str, Any] | None = None, round: int = 0) -> dict[str, Any]:
-        """Summarize `values` and store them; unit and direction come from the metrics table."""
+                        extra: Mapping[str, Any] | None = None, round: int = 0,
+                        config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Summarize `values` and store them; unit and direction come from the metrics table.
+        `config` is the case's full configuration (every option, defaults included), so a
+        report reads what was measured even after an option is renamed."""
         m = lookup_metric(metric)
         _check_cache(cache)
         s = summarize(values)
         return self.append({
             "kind": "measurement", "case": case, "format": case.split("/", 1)[0],
+            **({} if config is None else {"config": dict(config)}),
             "dataset": dataset, "dataset_digest": dataset_digest, "workload": workload,
             "metric": m.name, "cache": cache, "unit": m.unit, "better": m.better,
             "values": s.values, "median": s.median, "q1": s.q1, "q3": s.q3,

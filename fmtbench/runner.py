@@ -95,6 +95,12 @@ class Runner:
     def _key(self, unit: Unit) -> tuple:
         return (unit.case, self.ds.name, unit.workload, unit.cache, unit.round)
 
+    def _config(self, case_id: str) -> dict:
+        """The case's full configuration, stored with each of its measurements."""
+        from fmtbench.formats import get_case
+
+        return {} if case_id == BASELINE else get_case(case_id).config
+
     def _path(self, case_id: str) -> Path:
         from fmtbench.formats import get_case
 
@@ -160,7 +166,8 @@ class Runner:
             for ob in out.observations:
                 extra = ob.extra | {"inner": [ob.values], "machine": [out.state]}
                 self.store.add_measurement(**common, metric=ob.metric, values=[statistics.median(ob.values)],
-                                           dataset_digest=self.ds.digest, extra=extra)
+                                           dataset_digest=self.ds.digest, extra=extra,
+                                           config=self._config(unit.case))
                 if unit.case == BASELINE and ob.metric == "epoch_s":
                     self.baseline_digest = ob.extra.get("weights_digest")
             self.store.mark_done(**common)

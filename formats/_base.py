@@ -178,6 +178,10 @@ class Adapter(ABC):
     """One storage format bound to one configuration; `case_id` names it everywhere."""
 
     name: ClassVar[str]
+    #: the modules reading and writing need (imported by `import_libraries`, never at import
+    #: of the adapter's module), and the command that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    install: ClassVar[str] = ""
     #: file suffix of what `write` creates ("" for a folder of files).
     suffix: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()

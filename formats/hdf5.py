@@ -223,6 +223,8 @@ class HDF5Adapter(Adapter):
     """HDF5 via h5py: layout, filters and read-side chunk cache are case options."""
 
     name: ClassVar[str] = "hdf5"
+    requires: ClassVar[tuple[str, ...]] = ("h5py", "hdf5plugin")
+    install: ClassVar[str] = "pip install 'h5py<3.15' hdf5plugin"
     suffix: ClassVar[str] = ".hdf5"
     options = (
         Size("chunk", None, "rows per chunk along axis 0 (absent: contiguous)", prefix="chunk",

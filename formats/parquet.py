@@ -211,6 +211,8 @@ class ParquetAdapter(Adapter):
     """Apache Parquet through pyarrow: fixed-size binary images, row-group random access."""
 
     name: ClassVar[str] = "parquet"
+    requires: ClassVar[tuple[str, ...]] = ("pyarrow",)
+    install: ClassVar[str] = "pip install pyarrow"
     suffix: ClassVar[str] = ".parquet"
     options = (
         RowGroupRows("row_group", LIBRARY_ROWS, "rows per row group (default: pyarrow's)", prefix="rg"),

@@ -248,6 +248,8 @@ class TFRecordAdapter(Adapter):
     """TensorFlow TFRecord of tf.train.Example, plain or GZIP."""
 
     name: ClassVar[str] = "tfrecord"
+    requires: ClassVar[tuple[str, ...]] = ("tensorflow",)
+    install: ClassVar[str] = "pip install tensorflow-cpu"
     suffix: ClassVar[str] = ".tfrecord"
     options = (Choice("compression", "none", "record compression", {"none": "none", "gzip": "gzip"}),)
     grid = ({}, {"compression": "gzip"})

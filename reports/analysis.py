@@ -6,13 +6,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fmtbench.formats import REGISTRY
+from fmtbench.formats import formats
 from fmtbench.metrics import METRICS
 
 from .load import BASELINE, Problem, Results, Row
 
 _METRIC_ORDER = {name: i for i, name in enumerate(METRICS)}
-_FORMAT_ORDER = {name: i for i, name in enumerate(REGISTRY)}
+_FORMAT_ORDER = {name: i for i, name in enumerate(formats())}
 PREFERRED_CACHES = ("warm", "n/a", "cold")
 
 

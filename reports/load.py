@@ -98,7 +98,9 @@ def store_path(path: str | os.PathLike[str]) -> Path:
 
 def _row(rec: dict[str, Any], source: int) -> Row:
     m = METRICS.get(rec["metric"])
-    config = case_config(rec["case"])
+    # The configuration stored with the record is what was measured; records written before
+    # it was stored fall back to parsing the id with this checkout's options.
+    config = rec["config"] if "config" in rec else case_config(rec["case"])
     return Row(
         case=rec["case"], format=rec.get("format") or rec["case"].split("/", 1)[0],
         config=config or {}, dataset=rec.get("dataset") or "?", digest=rec.get("dataset_digest"),
@@ -141,6 +143,8 @@ def _malformed(rec: dict[str, Any]) -> str | None:
         return f"'values' must be a list of numbers, got {values!r}"
     if not isinstance(rec.get("extra") or {}, dict):
         return f"'extra' must be an object, got {rec.get('extra')!r}"
+    if "config" in rec and not isinstance(rec["config"], dict):
+        return f"'config' must be an object, got {rec['config']!r}"
     return None
 
 

@@ -8,16 +8,9 @@ import pytest
 
 from fmtbench.datasets._base import Split
 from fmtbench.formats import cases
+from fmtbench.testing import make_split  # noqa: F401  (tests import it from here)
 
 FULL_GRID = os.environ.get("FMTBENCH_FULL_GRID") == "1"
-
-
-def make_split(n: int = 300, shape: tuple[int, ...] = (28, 28), seed: int = 0, dtype=np.uint8) -> Split:
-    """A seeded split with MNIST-like statistics: mostly-zero pixels, labels 0-9."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, *shape), dtype=np.int64)
-    images[rng.random((n, *shape)) < 0.6] = 0
-    return Split("train", images.astype(dtype), rng.integers(0, 10, size=n))
 
 
 @pytest.fixture(scope="session")
