@@ -8,10 +8,10 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from fmtbench.errors import FmtbenchError
+from fmtbench.errors import DiskFullError, FmtbenchError
 
 TMP_MARK = ".fmtbench-tmp-"
 
@@ -149,12 +149,15 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
     """
     target = Path(target)
     _check_replaceable(target, directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(target)
     tmp = temp_name(target)
-    if directory:
-        tmp.mkdir()
     try:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(target)
+            if directory:
+                tmp.mkdir()
+        except OSError as exc:
+            raise _not_writable(exc, target) or exc
         yield tmp
         _fsync_tree(tmp)
         if directory and target.exists():
@@ -162,9 +165,68 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
-        _remove(tmp)
+    except BaseException as exc:
+        full = disk_full(exc, target, written=_size_or_none(tmp), cleanup=lambda: _remove(tmp))
+        if full is not None:
+            raise full from exc
+        if (denied := _not_writable(exc, target)) is not None:
+            raise denied from exc
         raise
+
+
+def _not_writable(exc: BaseException, target: Path) -> FmtbenchError | None:
+    """One clear error for a folder fmtbench may not write in (read-only mount, permissions)."""
+    if isinstance(exc, OSError) and not isinstance(exc, FmtbenchError) and exc.errno in (
+            errno.EROFS, errno.EACCES, errno.EPERM):
+        return FmtbenchError(f"cannot write {target}: {exc.strerror.lower()} ({exc.filename}); "
+                             "choose a folder you can write to")
+    return None
+
+
+#: errno values of a full filesystem or quota
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_full(exc: BaseException, path: str | os.PathLike[str], written: int | None = None,
+              cleanup: Callable[[], None] | None = None) -> DiskFullError | None:
+    """A DiskFullError naming `path` when `exc` is the filesystem running out of space, else None.
+
+    Some writers lose the errno (numpy's ``tofile`` raises "N requested and M written"), so an
+    OSError while under 1 MiB is free counts as a full disk too. `cleanup` (removing the
+    partial file) runs after that check and before the free space the message reports.
+    """
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = _free(folder)
+    full = (isinstance(exc, OSError) and not isinstance(exc, FmtbenchError)
+            and (exc.errno in _FULL or (free is not None and free < (1 << 20))))
+    if cleanup is not None:
+        cleanup()
+    if not full:
+        return None
+    return DiskFullError(path, written, _free(folder), where=_mount_point(folder))
+
+
+def _free(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _mount_point(folder: Path) -> str:
+    folder = folder.resolve()
+    while not os.path.ismount(folder) and folder != folder.parent:
+        folder = folder.parent
+    return str(folder)
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path_size(path)
+    except OSError:
+        return None
 
 
 def path_size(path: str | os.PathLike[str]) -> int:

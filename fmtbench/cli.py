@@ -325,7 +325,11 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     if not no_report:
         from fmtbench.reports.render import write_report
 
-        done = write_report([store.path], report_path, dataset=ds.name, argv=sys.argv)
+        try:
+            done = write_report([store.path], report_path, dataset=ds.name, argv=sys.argv)
+        except FmtbenchError as exc:
+            raise FmtbenchError(f"{exc}\nThe measurements are saved: render them with "
+                                f"`fmtbench report {store.folder} -o OTHER.html`") from exc
         click.echo(f"report:  {done.html} ({done.html_bytes / 1024:.0f} KiB)", err=True)
 
 

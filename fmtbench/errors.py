@@ -48,3 +48,18 @@ class DatasetNotFoundError(FmtbenchError, FileNotFoundError):
 
 class MissingDependencyError(FmtbenchError, ImportError):
     """An optional library a case needs is not installed; carries the install hint."""
+
+
+class DiskFullError(FmtbenchError):
+    """The filesystem ran out of space (or quota) while fmtbench wrote `path`; nothing was left
+    half-written there. Says how much was written and how much is free."""
+
+    def __init__(self, path: str | PathLike[str], written: int | None, free: int | None, where: str = ""):
+        self.path, self.written, self.free = str(path), written, free
+        mib = 1 << 20
+        parts = [f"no space left on device writing {self.path}"]
+        if written:
+            parts.append(f"it stopped after {written / mib:.1f} MiB")
+        if free is not None:
+            parts.append(f"{free / mib:.1f} MiB free{' on ' + where if where else ''}")
+        super().__init__("; ".join(parts) + ". Free space, or write somewhere else")

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from fmtbench.atomic import disk_full
 from fmtbench.errors import FmtbenchError
 from fmtbench.metrics import metric as lookup_metric
 from fmtbench.stats import summarize
@@ -142,10 +143,17 @@ class ResultStore:
     def _write(self, text: str) -> None:
         if not self._repaired:
             self._cut_torn_tail()
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            # A torn last line is cut off by the next open (_cut_torn_tail): the store stays resumable.
+            full = disk_full(exc, self.path)
+            if full is not None:
+                raise full from exc
+            raise
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[None]:

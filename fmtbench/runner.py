@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fmtbench.datasets._base import Dataset
-from fmtbench.errors import UnknownNameError
+from fmtbench.errors import FmtbenchError, UnknownNameError
 from fmtbench.executor import DataRef, Executor, LocalExecutor, Outcome, Task, Unit
 from fmtbench.formats import Adapter, missing_dependency
 from fmtbench.profiles import Profile
@@ -142,7 +142,12 @@ class Runner:
                 elif case_id in broken and w != "write":
                     self._store(unit, Outcome(error=broken[case_id]))
                 else:
-                    self._store(unit, self.executor.run(self.task(unit)))
+                    out = self.executor.run(self.task(unit))
+                    self._stop_if_disk_full(out.error)
+                    self._store(unit, out)
+
+    def _stop_if_disk_full(self, error: dict | None) -> None:
+        stop_if_disk_full(error, self.store.path)
 
     def prepare(self, case_ids: set[str]) -> dict[str, dict]:
         """Write each case's file once (in a worker); the errors of those that could not be."""
@@ -152,6 +157,7 @@ class Runner:
                 continue
             self.on_note(f"writing {case_id}")
             out = self.executor.run(self.task(Unit(case_id, "prepare", "n/a")))
+            self._stop_if_disk_full(out.error)
             if out.error is not None:
                 broken[case_id] = out.error
         return broken
@@ -174,12 +180,20 @@ class Runner:
         self.on_unit(unit.label)
 
 
+def stop_if_disk_full(error: dict | None, store: Path) -> None:
+    """A full disk is no property of a case: stop the run before the unit is stored as done
+    (so --resume measures it again), with the worker's message and the way on."""
+    if error is not None and error.get("type") == "DiskFullError":
+        raise FmtbenchError(f"{error['message']}.\nEvery unit finished so far is saved in "
+                            f"{store}: free space, then rerun the same command with --resume")
+
+
 def measure_limits(executor: Executor, profile: Profile, scratch: Path, seed: int = 0) -> dict[str, dict]:
     """memcpy and page-cache read bandwidth, measured in a worker: what no reader can beat here."""
     scratch.mkdir(parents=True, exist_ok=True)
     out = executor.run(Task(Unit("machine", "limits", "warm"), profile, seed,
                             scratch=str(scratch / "limit-probe.bin")))
-    if out.error is not None:
+    if out.error is not None:  # e.g. no room for the probe file: the run goes on without limits
         return {"error": out.error["message"]}
     return {ob.metric: {"median": statistics.median(ob.values), "min": min(ob.values), "max": max(ob.values),
                         "n": len(ob.values)} for ob in out.observations}

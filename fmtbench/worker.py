@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fmtbench import cache as page_cache
+from fmtbench.atomic import atomic_path, disk_full
 from fmtbench.datasets._base import Split
 from fmtbench.executor import DataRef, Outcome, Task, error_record
 from fmtbench.formats import Reader, get_case
@@ -41,11 +42,14 @@ def save_dataset(ds, folder: Path) -> DataRef:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = folder / "digest"
     if not stamp.is_file() or stamp.read_text() != ds.digest:
+        stamp.unlink(missing_ok=True)  # the stamp goes last: a half-saved copy is never trusted
         for which in ("train", "test"):
             split = ds.split(which)
-            np.save(folder / f"{which}_images.npy", split.images, allow_pickle=False)
-            np.save(folder / f"{which}_labels.npy", split.labels, allow_pickle=False)
-        stamp.write_text(ds.digest)
+            for name, arr in ((f"{which}_images.npy", split.images), (f"{which}_labels.npy", split.labels)):
+                with atomic_path(folder / name) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, arr, allow_pickle=False)
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(ds.digest)
     return DataRef(str(folder), ds.name, ds.digest, len(ds.train))
 
 
@@ -155,10 +159,15 @@ def _limits(task: Task, repeats: int = 5) -> list[Observation]:
         np.copyto(dst, src)
         copy.append(LIMIT_BYTES / (time.perf_counter() - t0) / 1e6)
     path = Path(task.scratch)
-    path.write_bytes(memoryview(src))
     buf = bytearray(1 << 20)
     reads = []
     try:
+        try:
+            path.write_bytes(memoryview(src))
+        except OSError as exc:
+            if (full := disk_full(exc, path)) is not None:
+                raise full from exc
+            raise
         page_cache.warm(path)
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
