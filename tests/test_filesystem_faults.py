@@ -6,41 +6,43 @@ folder for any output: one clear line naming it, never a traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
-def _mount(folder: Path, options: str) -> None:
+@contextlib.contextmanager
+def _mounted(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs with `options` at `folder` for the block (root only; a skip where not allowed)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a test filesystem needs root")
     folder.mkdir(exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    disk = tmp_path / "disk"
-    _mount(disk, "size=60m")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    with _mounted(tmp_path / "disk", "size=60m") as disk:
+        yield disk
 
 
 @pytest.fixture
 def read_only(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a read-only filesystem needs root")
-    disk = tmp_path / "ro"
-    _mount(disk, "size=1m,ro")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    with _mounted(tmp_path / "ro", "size=1m,ro") as disk:
+        yield disk
 
 
 def fmtbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
