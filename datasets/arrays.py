@@ -114,6 +114,9 @@ def load(*, path: str | os.PathLike[str] | None = None) -> Dataset:
     except ValueError as e:
         if str(path) in str(e):
             raise
+        if "allow_pickle" in str(e):  # numpy's advice to unpickle is not ours to give
+            raise ValueError(f"{path}: holds Python objects (pickled arrays), which fmtbench never "
+                             "loads: store numeric arrays") from e
         raise ValueError(f"{path}: {e}") from e
     return Dataset(NAME, train, test, f"user arrays from {path} ({how})", {"source": str(path)})
 

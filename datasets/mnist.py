@@ -69,6 +69,8 @@ def file_sha256(path: Path) -> str:
 
 def read_npz(path: Path) -> tuple[Split, Split]:
     """Train and test splits from a Keras-style npz (x_train, y_train, x_test, y_test); no pickle."""
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would guess pickle and advise allow_pickle
+        raise ValueError(f"{path}: not an .npz archive (an .npz is a zip of .npy arrays, as np.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in NPZ_KEYS if k not in npz.files]
@@ -80,7 +82,9 @@ def read_npz(path: Path) -> tuple[Split, Split]:
     except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise ValueError(f"{path}: not a readable MNIST-style npz ({e})") from e
+        why = ("it holds Python objects (pickled arrays), which fmtbench never loads: store numeric arrays"
+               if "allow_pickle" in str(e) else str(e))
+        raise ValueError(f"{path}: not a readable MNIST-style npz ({why})") from e
 
 
 def read_idx_folder(folder: Path) -> tuple[Split, Split] | None:

@@ -25,19 +25,23 @@ def _load_dataset(name: str, path: str | None, n: int | None):
     from fmtbench import datasets
     from fmtbench.errors import DatasetNotFoundError
 
-    if name != "auto":
+    def load(which: str):
         try:
-            return datasets.load(name, path=path, n=n)
+            return datasets.load(which, path=path, n=n)
         except ValueError as exc:  # the loaders' own checks of the data (shape, dtype, archive)
             if isinstance(exc, FmtbenchError):
                 raise
-            raise FmtbenchError(f"dataset {name!r}: {exc}") from exc
+            raise FmtbenchError(f"dataset {which!r}: {exc}") from exc
+
+    if name != "auto":
+        return load(name)
     try:
-        return datasets.load("mnist", path=path, n=n)
+        return load("mnist")
     except DatasetNotFoundError as exc:
-        click.echo(f"note: MNIST is not reachable here, using Fashion-MNIST (same shape).\n"
-                   f"      ({str(exc).splitlines()[0]})", err=True)
-        return datasets.load("fashion-mnist", n=n)
+        looked = "; ".join(exc.looked) if exc.looked else str(exc).splitlines()[0]
+        click.echo(f"note: MNIST is not reachable here, using Fashion-MNIST (same shape). "
+                   f"Looked in: {looked}", err=True)
+        return load("fashion-mnist")
 
 
 def _dataset_options(fn):

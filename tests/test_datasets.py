@@ -368,3 +368,46 @@ def test_real_fashion_mnist_system_copy(monkeypatch):
     assert str(SYSTEM_FASHION) in ds.provenance
     assert ds.digest == fashion_mnist.DIGEST == (
         "cbe5b1a426ee5a6ff1c5fa9fe385e1b9d4a7fceee387cf4190d1e977bb5b00ae")
+
+
+def _damaged_inputs(tmp: Path) -> dict[str, tuple[str, Path]]:
+    """Bad dataset files a user may hand the CLI: (dataset option, path) by what is wrong."""
+    arrays = fake_arrays()
+    out = {}
+    for what in ("wrong magic", "truncated", "cut gzip stream"):
+        folder = write_idx_folder(tmp / what.replace(" ", "_"), arrays)
+        victim = folder / "train-images-idx3-ubyte.gz"
+        raw = gzip.decompress(victim.read_bytes())
+        if what == "wrong magic":
+            victim.write_bytes(gzip.compress(raw[:2] + b"\x99" + raw[3:]))
+        elif what == "truncated":
+            victim.write_bytes(gzip.compress(raw[: len(raw) // 2]))
+        else:
+            victim.write_bytes(victim.read_bytes()[:-40])
+        out[f"idx {what}"] = ("auto", folder)
+    text = tmp / "text.npz"
+    text.write_text("not an archive\n")
+    out["text as mnist npz"] = ("auto", text)
+    out["text as arrays npz"] = ("arrays", text)
+    objects = tmp / "objects.npz"
+    np.savez(objects, images=np.array([object()] * 3, dtype=object), labels=np.arange(3))
+    out["object arrays"] = ("arrays", objects)
+    return out
+
+
+def test_bad_dataset_files_are_one_line_through_the_cli(tmp_path):
+    """Each bad file ends in one `error:` line naming it, exit 2, no traceback, and never
+    numpy's advice to unpickle (allow_pickle)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FMTBENCH_OFFLINE="1")
+    for what, (name, path) in _damaged_inputs(tmp_path).items():
+        done = subprocess.run([sys.executable, "-m", "fmtbench", "convert", "-d", name, "--dataset-path", str(path),
+                               "-c", "npy", "--out", str(tmp_path / "out.npy")],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert done.returncode == 2, (what, done.stderr)
+        assert "Traceback" not in done.stderr and "allow_pickle" not in done.stderr, (what, done.stderr)
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and str(path.name) in errors[0], (what, done.stderr)
+        assert not (tmp_path / "out.npy").exists()
