@@ -207,7 +207,39 @@ def csv_far_slower(frame: Frame) -> Claim:
     return Claim(text, SUPPORTED if factor >= FAR else NOT_SUPPORTED, rule, evidence)
 
 
+def _split_rows(frame: Frame, cases: list[str]) -> int | None:
+    """How many samples the run's training split has (from a write's record), or None."""
+    for case in cases:
+        row = frame.get(case, "write_s")
+        if row is not None and isinstance(row.extra.get("rows"), int):
+            return row.extra["rows"]
+    return None
+
+
+def json_vs_hdf5(frame: Frame) -> Claim:
+    """The seed: "HDF5 2 s vs JSON 1 min" to load the data."""
+    text = "Loading the data takes HDF5 about 2 s and JSON about a minute"
+    rule = (f"time to read the whole training split (samples / scan throughput) of the best JSON Lines "
+            f"case against the best HDF5 case; supported when JSON is at least ×{FAR:g} slower beyond the noise")
+    a, b = _rows_of(frame, "jsonl", "scan_samples_per_s"), _rows_of(frame, "hdf5", "scan_samples_per_s")
+    if a is None or b is None:
+        return Claim(text, NOT_MEASURED, rule, _missing(frame, ("jsonl", "hdf5"), "scan_samples_per_s"))
+    rows = _split_rows(frame, [a.case, b.case])
+    factor = b.median / a.median if a.median else float("inf")
+    if rows:
+        secs = scale_for("s", [rows / a.median, rows / b.median])
+        evidence = [f"reading {rows:,} samples: JSON Lines {secs.text(rows / a.median, True)} ({a.case}), "
+                    f"HDF5 {secs.text(rows / b.median, True)} ({b.case}): HDF5 {times(factor)} faster"]
+    else:
+        evidence = [f"{show(frame, a.case, 'scan_samples_per_s')} ({a.case}) vs "
+                    f"{show(frame, b.case, 'scan_samples_per_s')} ({b.case}): HDF5 {times(factor)} faster"]
+    if (w := _versus(frame, "jsonl", "hdf5", "write_s")) is not None:
+        evidence.append(f"writing: {w[1]}")
+    verdict = SUPPORTED if factor >= FAR and outcome(a, b) == "worse" else NOT_SUPPORTED
+    return Claim(text, verdict, rule, evidence)
+
+
 def check_claims(frame: Frame) -> list[Claim]:
     """Every claim, in the order of the seeds."""
     return [partial_reads(frame), chunk_compress(frame), gzip_vs_lzf(frame), tfrecord_streaming(frame),
-            sqlite_slower(frame), csv_far_slower(frame)]
+            sqlite_slower(frame), csv_far_slower(frame), json_vs_hdf5(frame)]

@@ -151,7 +151,21 @@ def test_claims_verdicts(tmp_path):
         "TFRecord is better for streaming": "not supported",
         "A database (SQLite) is slower than HDF5": "supported",
         "Text formats (CSV) are far slower to read than HDF5": "supported",
+        "Loading the data takes HDF5 about 2 s and JSON about a minute": "not measured",
     }
+
+
+@pytest.mark.parametrize(("json_scan", "verdict"), [(2e4, "supported"), (1e6, "not supported")])
+def test_the_json_claim_compares_reading_the_split(tmp_path, json_scan, verdict):
+    store = build_store(tmp_path)
+    rng = np.random.default_rng(1)
+    store.add_measurement("jsonl", "scan", "scan_samples_per_s", "warm", _values(rng, json_scan, 5, 0.02), DS, DIGEST)
+    store.add_measurement("jsonl", "write", "write_s", "n/a", _values(rng, 3.0, 5, 0.02), DS, DIGEST,
+                          extra={"rows": 60000})
+    claim = {c.claim: c for c in claims.check_claims(frame(load.load([tmp_path])))}[
+        "Loading the data takes HDF5 about 2 s and JSON about a minute"]
+    assert claim.verdict == verdict
+    assert "reading 60,000 samples: JSON Lines" in claim.evidence[0] and "(hdf5" in claim.evidence[0]
 
 
 def test_claims_without_data_are_not_measured_with_the_reason(tmp_path):
