@@ -69,12 +69,16 @@ def main() -> None:
 @click.argument("patterns", nargs=-1)
 @click.option("--representative", is_flag=True, help="Only the representative subset (the quick profile and default tests).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool) -> None:
+@click.option("--matrix", is_flag=True, help="The damage-detection matrix as a Markdown table (README's).")
+def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool, matrix: bool) -> None:
     """List the registered cases (optionally matching PATTERNS such as 'hdf5/*gzip*'), with
     the damage each is sure to detect on read."""
     from fmtbench.formats import DAMAGE, cases, missing_dependency, origin
 
     found = cases(patterns or None, full=not representative)
+    if matrix:
+        click.echo(detection_matrix(found))
+        return
     # The adapters declare detection; this only shows it ("detected", "not detected" or
     # "detected with probability 1 - 2^-32"), with the check behind each entry.
     rows = [{"case": c.case_id, "format": c.name, "origin": origin(c.name), "config": c.config,
@@ -99,6 +103,18 @@ def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool) ->
     click.echo(f"\n{len(rows)} cases: " + ", ".join(f"{k} {v}" for k, v in per_format.items())
                + "\nrandom: native = the library seeks by itself; index = fmtbench builds a record index on open",
                err=True)
+
+
+def detection_matrix(found) -> str:
+    """Case x damage kind as a Markdown table: "detected", "not detected" or the probability."""
+    from fmtbench.formats import DAMAGE
+
+    def cell(label: str) -> str:
+        return label.replace("detected with probability ", "")
+
+    lines = ["| case | " + " | ".join(DAMAGE) + " |", "| --- |" + " --- |" * len(DAMAGE)]
+    lines += [f"| `{c.case_id}` | " + " | ".join(cell(c.detection(k).label) for k in DAMAGE) + " |" for c in found]
+    return "\n".join(lines)
 
 
 @main.command("datasets")

@@ -42,10 +42,12 @@ ENTRY_POINT_GROUP = "fmtbench.formats"
 _BUILTIN = {
     "csv": "fmtbench.formats.csv:CsvAdapter",
     "hdf5": "fmtbench.formats.hdf5:HDF5Adapter",
+    "lmdb": "fmtbench.formats.lmdb:LmdbAdapter",
     "npy": "fmtbench.formats.npy:NpyAdapter",
     "parquet": "fmtbench.formats.parquet:ParquetAdapter",
     "sqlite": "fmtbench.formats.sqlite:SqliteAdapter",
     "tfrecord": "fmtbench.formats.tfrecord:TFRecordAdapter",
+    "zarr": "fmtbench.formats.zarr:ZarrAdapter",
 }
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")

@@ -1,0 +1,144 @@
+"""Fairness: every case's reader against a plain-library reference reader of the same file.
+
+For each chosen case that has a reference (``benchmarks/reference/<format>_ref.py``) the case's
+file is written once, both readers open it in this one process, their outputs are checked to be
+identical, and then single reads, random batches and scans are timed in interleaved pairs (the
+order of the two alternates every repeat, so drift and cache state hit both alike). The ratio
+fmtbench / reference is what fmtbench's reader costs beyond the library; 1.1 is the target.
+
+    python -m benchmarks.fairness -c npy -c 'hdf5/*' --dataset fashion-mnist --repeats 7
+
+Timings are warm (the file was just written and read). Each repeat opens a fresh reader of
+each kind (untimed), so library caches start equally empty for both.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import click
+import numpy as np
+
+from benchmarks import reference
+from fmtbench.formats import cases, import_libraries, missing_dependency
+
+METRICS = ("single_p50_us", "batch64_us", "scan_us")
+
+
+def _single_p50(read: Callable, singles: np.ndarray) -> float:
+    times = []
+    for i in singles:
+        idx = i[None]
+        t0 = time.perf_counter()
+        read(idx)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+def _batches(read: Callable, batches: list[np.ndarray]) -> float:
+    t0 = time.perf_counter()
+    for b in batches:
+        read(b)
+    return (time.perf_counter() - t0) / len(batches) * 1e6
+
+
+def _scan(scan: Callable[[int], Iterator]) -> float:
+    t0 = time.perf_counter()
+    for _ in scan(1024):
+        pass
+    return (time.perf_counter() - t0) * 1e6
+
+
+def _same(a, b, what: str) -> None:
+    if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[0].dtype == b[0].dtype):
+        raise AssertionError(f"{what}: the reference and fmtbench returned different data")
+
+
+def _read_everything(reader, single_idx: np.ndarray, batch: np.ndarray) -> list:
+    scanned = list(reader.scan(1024))
+    return [reader.read(batch), reader.read(single_idx[:1]),
+            (np.concatenate([x[0] for x in scanned]), np.concatenate([x[1] for x in scanned]))]
+
+
+def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: int, seed: int = 0) -> dict:
+    """Time `case`'s reader and its reference on `path`, interleaved; per metric the median
+    ratio fmtbench / reference over repeats, its range, and both medians (microseconds).
+
+    Each repeat opens one reader, times it, closes it, then the other (their order alternates):
+    some libraries (LMDB) refuse a second handle on one file in a process. Opening is not timed.
+    """
+    ref_mod = reference.module(case.name)
+    rng = np.random.default_rng(seed)
+    single_idx = rng.integers(0, n, size=singles)
+    batch_idx = [rng.integers(0, n, size=64) for _ in range(batches)]
+    opener = {"fmtbench": lambda: case.open(path), "reference": lambda: ref_mod.Reference(path)}
+    seen = {}
+    for who, open_ in opener.items():
+        reader = open_()
+        try:
+            seen[who] = _read_everything(reader, single_idx, batch_idx[0])
+        finally:
+            reader.close()
+    for what, ours, ref in zip(("batch", "single", "scan"), seen["fmtbench"], seen["reference"]):
+        _same(ours, ref, f"{case.case_id} {what}")
+    runs: dict[str, dict[str, list[float]]] = {m: {"fmtbench": [], "reference": []} for m in METRICS}
+    for r in range(repeats):
+        for who in (["fmtbench", "reference"] if r % 2 == 0 else ["reference", "fmtbench"]):
+            rd = opener[who]()
+            try:
+                runs["single_p50_us"][who].append(_single_p50(rd.read, single_idx))
+                runs["batch64_us"][who].append(_batches(rd.read, batch_idx))
+                runs["scan_us"][who].append(_scan(rd.scan))
+            finally:
+                rd.close()
+    out = {}
+    for m in METRICS:
+        ratios = [f / r for f, r in zip(runs[m]["fmtbench"], runs[m]["reference"])]
+        out[m] = {"ratio": statistics.median(ratios), "low": min(ratios), "high": max(ratios),
+                  "fmtbench_us": statistics.median(runs[m]["fmtbench"]),
+                  "reference_us": statistics.median(runs[m]["reference"])}
+    return out
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--cases", "patterns", multiple=True, help="Case ids, format names or globs (default: every case with a reference).")
+@click.option("--dataset", default="fashion-mnist", show_default=True, help="Dataset name (see `fmtbench datasets`).")
+@click.option("--n", type=click.IntRange(min=100), default=None, help="Use only the first N training samples.")
+@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True, help="Interleaved pairs per case.")
+@click.option("--singles", type=click.IntRange(min=1), default=200, show_default=True, help="Single reads per repeat.")
+@click.option("--batches", type=click.IntRange(min=1), default=20, show_default=True, help="Random batches of 64 per repeat.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the table as JSON here.")
+def main(patterns, dataset, n, repeats, singles, batches, out) -> None:
+    """Ratio of each case's reader to a plain-library reference reader of the same file."""
+    from fmtbench import datasets
+
+    chosen = [c for c in cases(list(patterns) or None) if reference.module(c.name) is not None]
+    if not chosen:
+        raise click.UsageError("no chosen case has a reference reader in benchmarks/reference/")
+    split = datasets.load(dataset).train
+    if n:
+        split = split.head(n)
+    table = {}
+    with tempfile.TemporaryDirectory(prefix="fmtbench-fairness-") as tmp:
+        for case in chosen:
+            if (why := missing_dependency(case.name)):
+                click.echo(f"{case.case_id}: skipped ({why})", err=True)
+                continue
+            import_libraries(case.name)
+            path = case.write(split, case.default_path(tmp)).path
+            table[case.case_id] = compare(case, path, len(split), repeats=repeats, singles=singles, batches=batches)
+            row = table[case.case_id]
+            click.echo(f"{case.case_id:<28} " + "  ".join(
+                f"{m} {row[m]['ratio']:.2f} [{row[m]['low']:.2f}, {row[m]['high']:.2f}]" for m in METRICS))
+            sys.stdout.flush()
+    if out:
+        out.write_text(json.dumps({"dataset": dataset, "n": len(split), "repeats": repeats, "cases": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
