@@ -40,8 +40,10 @@ __all__ = [
 ENTRY_POINT_GROUP = "fmtbench.formats"
 
 _BUILTIN = {
+    "arrayrecord": "fmtbench.formats.arrayrecord:ArrayRecordAdapter",
     "csv": "fmtbench.formats.csv:CsvAdapter",
     "hdf5": "fmtbench.formats.hdf5:HDF5Adapter",
+    "lance": "fmtbench.formats.lance:LanceAdapter",
     "lmdb": "fmtbench.formats.lmdb:LmdbAdapter",
     "npy": "fmtbench.formats.npy:NpyAdapter",
     "parquet": "fmtbench.formats.parquet:ParquetAdapter",
