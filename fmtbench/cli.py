@@ -198,6 +198,21 @@ def _verify(case, path: Path, data, batch_size: int = 4096, seed: int = 0) -> st
     return None
 
 
+def _opens_as(path: Path, not_this: str) -> str | None:
+    """The first other registered format whose default case opens `path`, or None."""
+    from fmtbench.formats import adapter_class, formats, missing_dependency
+
+    for name in formats():
+        if name == not_this or missing_dependency(name):
+            continue
+        try:
+            adapter_class(name)().open(path).close()
+        except Exception:  # noqa: BLE001  (any failure means: not this format)
+            continue
+        return name
+    return None
+
+
 def _first_difference(images, labels, want_images, want_labels) -> int | None:
     """The first row whose bytes differ (byte-exact, so NaN pixels equal themselves), else None."""
     if images.shape != want_images.shape or images.dtype != want_images.dtype:
@@ -223,7 +238,13 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
     case = get_case(case_id)
     require([case.name])
     data = _load_dataset(dataset, dataset_path, n).split(split)
-    problem = _verify(case, Path(path), data)
+    try:
+        problem = _verify(case, Path(path), data)
+    except FormatError as exc:
+        if (other := _opens_as(Path(path), case.name)) is not None:
+            raise FmtbenchError(f"{path} is not in {case.name} format: it opens as {other} "
+                                f"(see `fmtbench cases {other}` for its case ids)") from exc
+        raise
     if problem:
         raise click.ClickException(f"{path} does not match {case.case_id}: {problem}")
     click.echo(f"OK: {path} holds the {split} split exactly ({len(data)} samples, {case.case_id})")

@@ -41,8 +41,10 @@ ENTRY_POINT_GROUP = "fmtbench.formats"
 
 _BUILTIN = {
     "arrayrecord": "fmtbench.formats.arrayrecord:ArrayRecordAdapter",
+    "arrow": "fmtbench.formats.arrow:ArrowAdapter",
     "csv": "fmtbench.formats.csv:CsvAdapter",
     "hdf5": "fmtbench.formats.hdf5:HDF5Adapter",
+    "jsonl": "fmtbench.formats.jsonl:JsonlAdapter",
     "lance": "fmtbench.formats.lance:LanceAdapter",
     "lmdb": "fmtbench.formats.lmdb:LmdbAdapter",
     "npy": "fmtbench.formats.npy:NpyAdapter",

@@ -220,8 +220,13 @@ def json_vs_hdf5(frame: Frame) -> Claim:
     """The seed: "HDF5 2 s vs JSON 1 min" to load the data."""
     text = "Loading the data takes HDF5 about 2 s and JSON about a minute"
     rule = (f"time to read the whole training split (samples / scan throughput) of the best JSON Lines "
-            f"case against the best HDF5 case; supported when JSON is at least ×{FAR:g} slower beyond the noise")
-    a, b = _rows_of(frame, "jsonl", "scan_samples_per_s"), _rows_of(frame, "hdf5", "scan_samples_per_s")
+            f"case with images as lists of numbers against the best HDF5 case; supported when JSON is at "
+            f"least ×{FAR:g} slower beyond the noise")
+    # JSON as the seed meant it: images as nested lists of numbers (not base64 strings in JSON).
+    as_lists = [c for c in _of(frame, "jsonl")
+                if (row := frame.get(c, "scan_samples_per_s")) is None or row.config.get("encoding", "list") == "list"]
+    a = best_row(frame, "scan_samples_per_s", as_lists)
+    b = _rows_of(frame, "hdf5", "scan_samples_per_s")
     if a is None or b is None:
         return Claim(text, NOT_MEASURED, rule, _missing(frame, ("jsonl", "hdf5"), "scan_samples_per_s"))
     rows = _split_rows(frame, [a.case, b.case])

@@ -126,11 +126,23 @@ def _number(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
-def _malformed(rec: dict[str, Any]) -> str | None:
-    """Why a measurement record cannot be read, or None."""
-    for key in ("case", "metric"):
+def _bad_names(rec: dict[str, Any], required: tuple[str, ...]) -> str | None:
+    """Why the naming fields of a record (case, metric, workload...) cannot be read, or None."""
+    for key in required:
         if not isinstance(rec.get(key), str) or not rec.get(key):
             return f"{key!r} must be a non-empty string, got {rec.get(key)!r}"
+    for key in ("dataset", "dataset_digest", "workload", "cache", "reason", "run_id"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            return f"{key!r} must be a string, got {rec[key]!r}"
+    if "error" in rec and not isinstance(rec["error"], (dict, type(None))):
+        return f"'error' must be an object, got {rec['error']!r}"
+    return None
+
+
+def _malformed(rec: dict[str, Any]) -> str | None:
+    """Why a measurement record cannot be read, or None."""
+    if (why := _bad_names(rec, ("case", "metric"))) is not None:
+        return why
     for key in ("median", "q1", "q3", "ci_low", "ci_high"):
         if not _number(rec.get(key)):
             return f"{key!r} must be a number or null, got {rec.get(key)!r}"
@@ -210,6 +222,8 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
                 rows.setdefault(key, {})[rec.get("round")] = (seq, rec)
                 sources_of[key] = source
             elif kind in ("failure", "skip"):
+                if (why := _bad_names(rec, ("case",))) is not None:
+                    raise FmtbenchError(f"{p}: {kind} record {seq} is malformed: {why}")
                 prob = _problem(rec, source)
                 problems[(prob.case, prob.dataset, prob.workload, prob.cache)] = (seq, prob)
             elif kind == "provenance":
