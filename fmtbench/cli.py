@@ -259,8 +259,9 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
                                       "native (each format's own streaming pipeline).")
 @click.option("--profile", "-p", "profile_name", type=click.Choice(["quick", "default", "full"]),
               default="default", show_default=True,
-              help="quick: representative cases on 4,000 samples (~4 min); default: every case on the "
-                   "full dataset, 3 rounds (~35 min); full: both caches, 7 rounds, scaling sizes.")
+              help="quick: representative cases on 4,000 samples (minutes); default: every case on the "
+                   "full dataset, 3 rounds (README has measured times); full: both caches, 7 rounds, "
+                   "scaling sizes.")
 @click.option("--cache", type=click.Choice(["warm", "cold", "both"]), default=None,
               help="Page-cache state for reads (default: the profile's).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
