@@ -245,6 +245,9 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
             raise FmtbenchError(f"{path} is not in {case.name} format: it opens as {other} "
                                 f"(see `fmtbench cases {other}` for its case ids)") from exc
         raise
+    if problem is None and (wrong := case.mismatches(Path(path))):
+        problem = "the file was written with " + ", ".join(
+            f"{option}={found!r}, not {asked!r}" for option, (asked, found) in wrong.items())
     if problem:
         raise click.ClickException(f"{path} does not match {case.case_id}: {problem}")
     click.echo(f"OK: {path} holds the {split} split exactly ({len(data)} samples, {case.case_id})")

@@ -226,6 +226,19 @@ class Adapter(ABC):
         weaker checksum (HDF5's Fletcher-32) is no claim: structured data defeats it."""
         return self.detection(damage).p >= CHECKSUM_32
 
+    def observed(self, path: Path) -> dict[str, Any]:
+        """The options the file at `path` shows it was written with, read back from the file
+        (its metadata or layout), for those this format can tell; `fmtbench verify` compares
+        them with the case asked. Options that only change how a file is read (a cache size)
+        are never in it, nor a row-group-like size a file too small to show it. The default
+        tells nothing."""
+        return {}
+
+    def mismatches(self, path: Path) -> dict[str, tuple[Any, Any]]:
+        """{option: (asked, found)} for every option the file shows differently from this case."""
+        found = self.observed(Path(path))
+        return {k: (self.config[k], v) for k, v in found.items() if k in self.config and self.config[k] != v}
+
     @classmethod
     def from_tokens(cls, tokens: Sequence[str]) -> Adapter:
         """Build a case from the tokens of its id (the part after ``format/``)."""

@@ -85,7 +85,7 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError, InvalidCaseError
 
-from ._base import Adapter, Batch, Detection, Reader
+from ._base import Adapter, Batch, Detection, Reader, library_errors
 from ._options import Choice, Flag, Size
 from ._riegeli import check_slack
 
@@ -307,3 +307,33 @@ class ArrayRecordAdapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return ArrayRecordReader(path)
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """``compression``, ``level`` (zstd only) and ``group`` from the writer options that
+        ArrayRecord stores in the file (``writer_options_string()``, e.g. ``group_size:64,...,
+        zstd:3,...``); ``example`` from the header record's encoding, which is how every
+        sample record is decoded. Reads the footer and the header record only."""
+        path = Path(path)
+        if not path.is_file():
+            raise FormatError(path, "no such file")
+        with library_errors(path):
+            reader = _module().ArrayRecordReader(str(path), RANDOM_OPTIONS)
+            try:
+                options = reader.writer_options_string() or ""
+                header = json.loads(reader.read(0, 1)[0]) if reader.num_records() else {}
+            finally:
+                reader.close()
+            found: dict[str, Any] = {}
+            for option in options.split(","):
+                key, _, value = option.partition(":")
+                if key == "zstd":  # Riegeli's zstd level defaults to 3
+                    found["compression"], found["level"] = "zstd", int(value) if value else 3
+                elif key in ("snappy", "uncompressed", "brotli"):
+                    found["compression"] = key
+                elif key == "group_size":
+                    found["group"] = int(value)  # a malformed number: a FormatError
+        if not isinstance(header, dict):
+            raise FormatError(path, "the header record is not a JSON object")
+        if "encoding" in header:
+            found["example"] = header["encoding"] == "example"
+        return {opt.name: found[opt.name] for opt in self.options if opt.name in found}

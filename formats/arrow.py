@@ -64,6 +64,7 @@ or fails depending on where it lands: no detection is claimed for any case.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,13 +74,46 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError
 
-from ._base import Adapter, Batch, Detection, Reader
+from ._base import Adapter, Batch, Detection, Reader, library_errors
 from ._options import Choice, Size
 
 META_KEY = b"fmtbench"
 COLUMNS = ["label", "image"]
 #: pyarrow.feather.write_feather's default rows per record batch.
 FEATHER_ROWS = 1 << 16
+#: Arrow's CompressionType enum (format/Message.fbs) as this adapter's compression names.
+_CODECS = {0: "lz4", 1: "zstd"}
+_RECORD_BATCH = 3  # MessageHeader union tag of a RecordBatch
+
+
+def _field(buf: bytes, table: int, i: int) -> int | None:
+    """Where field `i` of the flatbuffer table at `table` is stored, or None when absent."""
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    if 4 + 2 * i >= struct.unpack_from("<H", buf, vtable)[0]:
+        return None
+    at = struct.unpack_from("<H", buf, vtable + 4 + 2 * i)[0]
+    return table + at if at else None
+
+
+def _batch_header(metadata: bytes) -> tuple[int, str]:
+    """(rows, compression) from the flatbuffer metadata of a RecordBatch IPC message
+    (format/Message.fbs: Message.header -> RecordBatch.length and .compression.codec), read
+    without decoding the batch: pyarrow exposes neither a batch's codec nor, short of
+    decompressing it (`get_batch`), its row count."""
+    message = struct.unpack_from("<I", metadata, 0)[0]
+    kind, header = _field(metadata, message, 1), _field(metadata, message, 2)
+    if kind is None or metadata[kind] != _RECORD_BATCH or header is None:
+        raise ValueError("the first record batch message holds no RecordBatch header")
+    batch = header + struct.unpack_from("<I", metadata, header)[0]
+    length = _field(metadata, batch, 0)
+    rows = struct.unpack_from("<q", metadata, length)[0] if length is not None else 0
+    compression = _field(metadata, batch, 3)
+    if compression is None:
+        return rows, "none"
+    body = compression + struct.unpack_from("<I", metadata, compression)[0]
+    codec = _field(metadata, body, 0)  # absent: the default, LZ4_FRAME
+    code = struct.unpack_from("<b", metadata, codec)[0] if codec is not None else 0
+    return rows, _CODECS.get(code, f"codec {code}")
 
 
 def _fixed_width_view(column: Any, width: int) -> np.ndarray:
@@ -279,3 +313,26 @@ class ArrowAdapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return ArrowReader(path)
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """``compression`` from the codec in the first record batch's IPC metadata (Arrow
+        records it per batch); ``batch_rows`` from that batch's row count when there are two
+        batches or more (one batch holds all rows, whatever the option). Only the footer and
+        the first batch's metadata are read: nothing is decompressed."""
+        import pyarrow as pa
+
+        path = Path(path)
+        if not path.is_file():
+            raise FormatError(path, "no such file")
+        with library_errors(path), pa.memory_map(str(path)) as source:
+            batches = pa.ipc.open_file(source).num_record_batches
+            if not batches:
+                return {}
+            source.seek(8)  # past the "ARROW1" magic and its padding: the IPC stream
+            first = next(m for m in pa.ipc.MessageReader.open_stream(source)
+                         if m.type == "record batch")
+            rows, compression = _batch_header(first.metadata.to_pybytes())
+        found: dict[str, Any] = {"compression": compression}
+        if batches >= 2:
+            found["batch_rows"] = rows
+        return found

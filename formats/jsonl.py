@@ -90,7 +90,7 @@ import numpy as np
 from fmtbench.datasets._base import LABEL_DTYPE, Split
 from fmtbench.errors import FormatError
 
-from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader
+from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors
 from ._options import Choice, Flag
 
 META, DATA = "meta.json", "data.jsonl"
@@ -407,6 +407,47 @@ class JsonlAdapter(Adapter):
         if not (path / META).is_file():
             raise FormatError(path, f"missing {META}; a jsonl case is a folder with {META} and {DATA}")
         return JsonlReader(path, self.config)
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """What the data shows, not what meta.json says: ``compression`` from the data file's
+        first bytes (the gzip magic or not), ``index`` from whether its line index sits beside
+        it, ``encoding`` from the first line's image (a base64 string or nested lists; left
+        out of an empty file). Reads the first line only (inflating part of one gzip member)."""
+        path = Path(path)
+        found = [p for p in (path / DATA, path / (DATA + ".gz")) if p.is_file()]
+        if not found:
+            raise FormatError(path, f"no {DATA} or {DATA}.gz; a jsonl case is a folder holding one")
+        data = found[0]
+        with library_errors(path), open(data, "rb") as fh:
+            gzip = fh.read(2) == b"\x1f\x8b"
+            fh.seek(0)
+            line = _first_line(fh, gzip)
+            image = json.loads(line)["image"] if line else None
+        observed: dict[str, Any] = {}
+        if isinstance(image, str):
+            observed["encoding"] = "base64"
+        elif isinstance(image, list):
+            observed["encoding"] = "list"
+        elif line:
+            raise FormatError(path, f"the first line's image is {type(image).__name__}, "
+                                    "neither a list nor a base64 string")
+        observed["compression"] = "gzip" if gzip else "none"
+        observed["index"] = (path / (data.name + ".idx")).is_file()
+        return observed
+
+
+def _first_line(fh: io.BufferedReader, gzip: bool) -> bytes:
+    """The first line of a data file (b"" when it is empty), read a block at a time."""
+    inflater = zlib.decompressobj(31) if gzip else None
+    text = b""
+    while b"\n" not in text:
+        block = fh.read(_GZIP_READ)
+        if not block:
+            if text:
+                raise ValueError("the first line has no newline")
+            return b""
+        text += inflater.decompress(block) if inflater is not None else block
+    return text[:text.index(b"\n")]
 
 
 def _json_lines(images: np.ndarray, labels: np.ndarray, encoding: str) -> bytes:

@@ -73,7 +73,7 @@ import numpy as np
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError
 
-from ._base import Adapter, Batch, Detection, Reader
+from ._base import Adapter, Batch, Detection, Reader, library_errors
 from ._options import Choice, Size
 
 META_KEY = b"fmtbench"
@@ -252,3 +252,34 @@ class LanceAdapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return LanceReader(path)
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """From the manifest: ``version`` the data storage version (``stable`` when this case
+        asks for it and the file's is the library's stable one), ``compression`` from the
+        image field (``fixed_size_binary`` is uncompressed; a compressed case's ``binary``
+        field names its codec in its metadata), ``rows_per_file`` the first data file's rows
+        when there are two files or more (one file holds every row whatever the option)."""
+        import lance
+        import pyarrow as pa
+        from lance.file import stable_version
+
+        path = Path(path)
+        if not path.is_dir():
+            raise FormatError(path, "no such folder")
+        with library_errors(path), _panics_as_format_errors(path):
+            ds = lance.dataset(str(path))
+            version = ds.data_storage_version
+            image = ds.schema.field("image")
+            fragments = ds.get_fragments()
+            rows = fragments[0].metadata.physical_rows if len(fragments) >= 2 else None
+            if self.config["version"] == "stable" and version == stable_version():
+                version = "stable"
+        found: dict[str, Any] = {}
+        if rows is not None:
+            found["rows_per_file"] = rows
+        found["version"] = version
+        if pa.types.is_fixed_size_binary(image.type):
+            found["compression"] = "none"
+        else:
+            found["compression"] = (image.metadata or {}).get(COMPRESSION_KEY, b"none").decode()
+        return found

@@ -85,7 +85,7 @@ import numpy as np
 from fmtbench.datasets._base import LABEL_DTYPE, Split
 from fmtbench.errors import FormatError, MissingDependencyError
 
-from ._base import Adapter, Batch, Detection, Reader
+from ._base import Adapter, Batch, Detection, Reader, library_errors
 from ._options import Flag, Size
 
 DATA = "data.mdb"
@@ -381,3 +381,32 @@ class LmdbAdapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return LmdbReader(path, readahead=not self.config["no_readahead"])
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """``rows_per_value`` from the length of the first value (sample 0's) over one sample's
+        record (image bytes from the metadata's shape and dtype, plus the 8-byte label), when
+        the file holds two values or more (one value holds every row whatever the option).
+        ``no_readahead`` is how the file is opened, not how it was written: never shown.
+        Structure-checked as a reader's open is (a damaged page must not SIGBUS), then one get."""
+        path = Path(path)
+        if not (path / DATA).is_file():
+            raise FormatError(path, f"no {DATA}; an LMDB case is a folder holding an LMDB environment")
+        with library_errors(path):
+            key, env = _Shared.acquire(path, readahead=True)
+            try:
+                with env.begin() as txn:
+                    raw, first = txn.get(META_KEY), txn.get(_key(0))
+                values = env.stat()["entries"] - 1
+            finally:
+                _Shared.release(key)
+            if raw is None:
+                raise FormatError(path, f"no {META_KEY!r} key: not an fmtbench LMDB environment")
+            meta = json.loads(raw)
+            record = int(np.prod(meta["shape"], dtype=np.int64)) * np.dtype(meta["dtype"]).itemsize
+            record += _LABEL.itemsize
+        if values < 2 or first is None:
+            return {}
+        if len(first) % record:
+            raise FormatError(path, f"the first value is {len(first)} bytes, not a whole number "
+                                    f"of {record}-byte samples")
+        return {"rows_per_value": len(first) // record}

@@ -80,7 +80,7 @@ from fmtbench import __version__
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError, InvalidCaseError
 
-from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader
+from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors
 from ._options import Choice, Flag, Size
 
 IMAGES, LABELS = "images", "labels"
@@ -287,3 +287,41 @@ class ZarrAdapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return ZarrReader(path)
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """From the images array's zarr.json (labels are written alike): ``compression`` and
+        ``crc32c`` from its (inner) codecs, ``shard`` None when it has no sharding codec,
+        ``chunk`` and ``shard`` from its chunk and shard shapes when the array spans two of
+        them or more (the writer caps both at the row count, so one chunk or shard does not
+        show the option). Reads the metadata only, no chunk."""
+        import zarr
+        from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+
+        path = Path(path)
+        if not path.is_dir():
+            raise FormatError(path, "no such folder")
+        with library_errors(path):
+            group = zarr.open_group(str(path), mode="r", zarr_format=3, use_consolidated=False)
+            images = group.get(IMAGES)
+            if not isinstance(images, zarr.Array):
+                raise FormatError(path, f"no {IMAGES!r} array")
+            n, chunk, shards = images.shape[0], images.chunks[0], images.shards
+            codecs = images.compressors  # after the bytes serializer; a shard's inner codecs
+        names = []
+        for codec in codecs:
+            if isinstance(codec, ZstdCodec):
+                names.append("zstd")
+            elif isinstance(codec, BloscCodec):
+                names.append("blosc" + str(getattr(codec.cname, "value", codec.cname)))
+            elif not isinstance(codec, Crc32cCodec):
+                names.append(type(codec).__name__)
+        found: dict[str, Any] = {}
+        if n > chunk:
+            found["chunk"] = chunk
+        found["compression"] = "+".join(names) or "none"
+        if shards is None:
+            found["shard"] = None
+        elif n > shards[0]:
+            found["shard"] = shards[0]
+        found["crc32c"] = any(isinstance(codec, Crc32cCodec) for codec in codecs)
+        return found
