@@ -63,3 +63,7 @@ class DiskFullError(FmtbenchError):
         if free is not None:
             parts.append(f"{free / mib:.1f} MiB free{' on ' + where if where else ''}")
         super().__init__("; ".join(parts) + ". Free space, or write somewhere else")
+
+
+class ReaderClosedError(FmtbenchError, ValueError):
+    """A read or scan on a reader after its `close` (like Python's I/O on a closed file)."""

@@ -7,9 +7,10 @@ and the reader's index checking, so every format behaves the same at its edges.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -18,7 +19,7 @@ import numpy as np
 
 from fmtbench.atomic import atomic_path, path_size
 from fmtbench.datasets._base import LABEL_DTYPE, Split
-from fmtbench.errors import FmtbenchError, FormatError, InvalidCaseError, UnknownNameError
+from fmtbench.errors import FmtbenchError, FormatError, InvalidCaseError, ReaderClosedError, UnknownNameError
 
 from ._options import Option
 
@@ -35,6 +36,9 @@ DAMAGE = ("truncated", "flipped")
 #: the chance that a 32-bit checksum (CRC-32, crc32c, zlib's Adler-32) catches a change wider
 #: than the burst it always catches (32 bits): it misses 1 in 2^32 whatever the data.
 CHECKSUM_32 = 1.0 - 2.0**-32
+_INT64 = np.dtype(np.int64)  # a singleton: `arr.dtype is _INT64` for every native int64 array
+_MAX = np.maximum.reduce  # ndarray.max() adds ~1 us of Python wrappers around this
+_SHAPE_OF_ONE = (1,)
 
 
 class Detection(NamedTuple):
@@ -91,10 +95,40 @@ class Reader(ABC):
 
     #: "native" when the library seeks by itself, "index" when the adapter built a record index.
     random_access: ClassVar[str] = "native"
+    #: set by `close` (every subclass's close is wrapped to set it; drop_caches keeps it)
+    _closed: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the subclass's `close` so a closed reader says so, and its `drop_caches` (which
+        may close and reopen the file) so that it does not change whether the reader is closed."""
+        super().__init_subclass__(**kwargs)
+        if "close" in cls.__dict__:
+            close = cls.__dict__["close"]
+
+            @functools.wraps(close)
+            def closing(self: Reader) -> None:
+                close(self)
+                self._closed = True
+
+            cls.close = closing  # type: ignore[method-assign]
+        if "drop_caches" in cls.__dict__:
+            drop = cls.__dict__["drop_caches"]
+
+            @functools.wraps(drop)
+            def dropping(self: Reader) -> None:
+                was = self._closed
+                drop(self)
+                self._closed = was
+
+            cls.drop_caches = dropping  # type: ignore[method-assign]
+
+    def _closed_error(self) -> ReaderClosedError:
+        return ReaderClosedError(f"the reader of {self.path} is closed; open the file again")
 
     def __init__(self, path: Path, image_shape: tuple[int, ...], image_dtype: np.dtype, n: int):
         self.path = Path(path)
         self.image_shape = tuple(int(d) for d in image_shape)
+        self._shape_of_one = (1, *self.image_shape)
         self.image_dtype = np.dtype(image_dtype)
         self._n = int(n)
         #: seconds and bytes of memory spent building the random-access index (0 when native).
@@ -107,53 +141,93 @@ class Reader(ABC):
     def read(self, indices: Sequence[int] | np.ndarray) -> Batch:
         """Images and labels at `indices`, in exactly that order; duplicates allowed."""
         # Kept lean on purpose: single-sample latency is a headline figure, and every
-        # microsecond spent here is charged to the format.
-        idx = np.asarray(indices)
-        if idx.dtype.kind not in "iu":
-            if idx.size:
-                raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+        # microsecond spent here is charged to the format. A 1-D int64 array (what input
+        # pipelines pass) is used as it is; one index is range-checked with int compares and a
+        # batch with one numpy reduction (negative int64 viewed as uint64 are huge).
+        if self._closed:
+            raise self._closed_error()
+        idx = indices
+        if not (type(idx) is np.ndarray and idx.ndim == 1 and idx.dtype is _INT64):
+            idx = self._as_indices(indices)
+        n = len(idx)
+        one = None
+        if n == 1:
+            i = idx.item()
+            if i < 0 or i >= self._n:
+                raise IndexError(f"index {i} out of range for {self.path} with {self._n} samples")
+            one = self._read_one
+        elif n:
+            if _MAX(idx.view(np.uint64)) >= self._n:
+                lo, hi = int(idx.min()), int(idx.max())
+                raise IndexError(f"index {lo if lo < 0 else hi} out of range for {self.path} "
+                                 f"with {self._n} samples")
+        else:
             return (np.empty((0, *self.image_shape), self.image_dtype), np.empty(0, LABEL_DTYPE))
-        idx = idx.reshape(-1).astype(np.int64, copy=False)
-        if idx.size == 0:
-            return (np.empty((0, *self.image_shape), self.image_dtype), np.empty(0, LABEL_DTYPE))
-        lo, hi = (int(idx[0]),) * 2 if idx.size == 1 else (int(idx.min()), int(idx.max()))
-        if lo < 0 or hi >= self._n:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"index {bad} out of range for {self.path} with {self._n} samples")
         try:
-            images, labels = self._read(idx)
+            images, labels = self._read(idx) if one is None else one(i)
         except (FmtbenchError, IndexError, *_BUGS):
             raise
         except Exception as exc:  # the same translation as library_errors, without its overhead
             raise FormatError(self.path, exc) from exc
-        return self._checked(images, labels, idx.size)
+        # _checked, inlined: attribute compares only, a cast only when a dtype differs.
+        if n == 1:
+            if images.shape != self._shape_of_one or labels.shape != _SHAPE_OF_ONE:
+                self._wrong_shapes(images, labels, n)
+        else:
+            shape = images.shape
+            if shape[1:] != self.image_shape or shape[0] != n or labels.ndim != 1 or len(labels) != n:
+                self._wrong_shapes(images, labels, n)
+        if images.dtype is not self.image_dtype and images.dtype != self.image_dtype:
+            images = images.astype(self.image_dtype)
+        return images, (labels if labels.dtype is _INT64 else labels.astype(LABEL_DTYPE))
+
+    def _as_indices(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """`indices` as a 1-D int64 array; TypeError unless they are integers (or none)."""
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu":
+            if idx.size:
+                raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+            return np.empty(0, np.int64)
+        return idx.reshape(-1).astype(np.int64, copy=False)
 
     def scan(self, batch_size: int = 1024) -> Iterator[Batch]:
         """Every sample once, in file order, in batches of `batch_size` (the last may be short)."""
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if self._closed:
+            raise self._closed_error()
         seen = 0
+        # A batch larger than the file is the whole file: libraries need not take 10**12.
         with library_errors(self.path):
-            for images, labels in self._scan(int(batch_size)):
+            for images, labels in self._scan(min(int(batch_size), max(self._n, 1))):
                 seen += len(labels)
                 yield self._checked(images, labels, len(labels))
         if seen != self._n:
             raise FormatError(self.path, f"scan returned {seen} samples, expected {self._n}")
 
     def _checked(self, images: np.ndarray, labels: np.ndarray, n: int) -> Batch:
-        if images.shape[0] != n or images.shape[1:] != self.image_shape or labels.shape != (n,):
-            raise FormatError(
-                self.path,
-                f"decoded shapes {images.shape}/{labels.shape}, expected "
-                f"{(n, *self.image_shape)}/{(n,)}",
-            )
-        if images.dtype != self.image_dtype:
+        shape = images.shape
+        if shape[1:] != self.image_shape or shape[0] != n or labels.ndim != 1 or len(labels) != n:
+            self._wrong_shapes(images, labels, n)
+        if images.dtype is not self.image_dtype and images.dtype != self.image_dtype:
             images = images.astype(self.image_dtype)
-        return images, labels.astype(LABEL_DTYPE, copy=False)
+        return images, (labels if labels.dtype is _INT64 else labels.astype(LABEL_DTYPE))
+
+    def _wrong_shapes(self, images: np.ndarray, labels: np.ndarray, n: int) -> None:
+        raise FormatError(
+            self.path,
+            f"decoded shapes {images.shape}/{labels.shape}, expected "
+            f"{(n, *self.image_shape)}/{(n,)}",
+        )
 
     @abstractmethod
     def _read(self, indices: np.ndarray) -> Batch:
         """Read validated, in-range int64 indices (non-empty) in the order given."""
+
+    #: Optional: a method ``_read_one(self, i: int) -> Batch`` that reads one validated,
+    #: in-range index (a batch of one), which `read` then calls instead of `_read` for a single
+    #: index, sparing the format its array handling where one read is a headline figure.
+    _read_one: Callable[[int], Batch] | None = None
 
     @abstractmethod
     def _scan(self, batch_size: int) -> Iterator[Batch]:

@@ -24,7 +24,8 @@ uses record offsets found at open in one sequential pass, then one ``pread`` per
 GZIP cannot seek: its index also keeps a copy of the inflater every 1 MiB of output (zran, at
 ``indexed_gzip``'s default spacing, ~40 KiB each); a sorted batch inflates once per checkpoint
 it touches. Under 128 records ``Example.FromString`` parses (7 us/record at 64, 21 with
-``tf.io.parse_example``), from there ``parse_example`` (4-6 us/record).
+``tf.io.parse_example``), from there ``parse_example`` (4-6 us/record). One index of a plain
+file is one ``pread``, its crc32c and one ``FromString``, with no index arrays.
 
 Damage (``TFRecordAdapter.detection``): a cut file fails at open (a record past the end, fewer
 than ``count``, or no gzip trailer). Every record's length is checked against its crc32c at
@@ -33,12 +34,18 @@ open, and its data against the data's crc32c on every path: ``scan`` by TFRecord
 random record reader with a 16 MiB read-ahead buffer, 2.6 ms per random record of a 52 MB
 file). GZIP files also have their stream's CRC-32 checked at open. A flip anywhere in a record
 is thus caught but for 1 in 2^32; flips in a gzip header's time and OS bytes change nothing.
-What the read check costs, on a synthetic 60000x28x28 uint8 file (52 MB, warm page cache),
-one process, the same reader with the check on and off, interleaved call by call, 2 cores, two
-seeds: ``read([i])`` p50 11.5-11.9 us against 9.6-9.8 us (4000 random indices each: +2 us,
-+21%; the check alone takes 0.7 us per 857-byte record), random batches of 64 sorted indices
-p50 289-294 us against 207 us (+41%). Checking every length at open adds ~45 ms to indexing
-that file (60000 records). The table below predates both.
+What the read check costs now (Fashion-MNIST, warm page cache, one process, the reader with
+the check on and off and the plain reference below, interleaved call by call, 2 busy cores):
+``read([i])`` p50 6.5 us against 5.6 us without it (20000 random indices), random batches of 64
+244 us against 224 us (1500 batches: 0.3 us per 857-byte record, one C-level ``map`` of
+google-crc32c and one numpy compare of the masked values; a Python loop per record: 0.4 us). Checking every length at open adds ~45 ms to indexing that file (60000 records).
+
+Against a reader of plain Python file reads and TensorFlow's parsers (``benchmarks/reference/
+tfrecord_ref.py``: the same index, ``pread``, ``FromString``/``parse_example``, no crc check on
+random reads, as in Grain's TFRecord reader; ``python -m benchmarks.fairness``,
+median of 7 interleaved pairs): plain single reads 1.16-1.18x (were 2.04x) and batches of 64
+1.12-1.17x (were 1.16x), which is the crc check above (without it: 1.04x and 1.06x); scans
+1.03x; gzip 0.98-1.01x. The table below predates all of this.
 
 Measured on Fashion-MNIST train (60000x28x28 uint8), 2 busy cores, two runs of medians of 3:
 
@@ -50,6 +57,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import os
 import struct
 import time
@@ -64,7 +72,7 @@ from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError
 
 from . import _crc32c
-from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader
+from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors
 from ._options import Choice
 
 _HEADER, _FOOTER = 12, 4  # uint64 length + its masked crc32c; then the data's masked crc32c
@@ -73,6 +81,13 @@ _CHUNK = 1 << 16  # bytes read at a time (compressed ones, for GZIP)
 _SPACING = 1 << 20  # decompressed bytes between two inflater checkpoints
 _INFLATER = 40 * 1024  # bytes of one zlib inflate state with its 32 KiB window (tracemalloc)
 _BATCH_PARSE = 128  # from this many records on, tf.io.parse_example beats Example.FromString
+_UINT32 = struct.Struct("<I")
+
+
+_crc = _crc32c.google_crc32c.value  # the C function; `read` inlines _crc32c.masked around it
+_DELTA = _crc32c._MASK_DELTA
+_DELTA32 = np.uint32(_DELTA)
+_FOOTER_BYTES = operator.itemgetter(slice(-_FOOTER, None))  # a frame's stored crc32c
 
 
 @functools.cache
@@ -138,6 +153,8 @@ class TFRecordReader(Reader):
 
     def __init__(self, path: Path, gzip: bool):
         self.path, self._gzip, self._file = Path(path), gzip, open(path, "rb")
+        self._fd = self._file.fileno()
+        self._from_string = _tf().train.Example.FromString
         try:
             start = time.perf_counter()
             offsets, lengths, self._checkpoints = _index(self.path, self._file, gzip)
@@ -169,16 +186,21 @@ class TFRecordReader(Reader):
         the masked crc32c that follows it, as TFRecordDataset checks them on scan."""
         starts, lengths = self._offsets[rows].tolist(), self._lengths[rows].tolist()
         if not self._gzip:
-            fd = self._file.fileno()
+            fd = self._fd
             frames = [os.pread(fd, n + _FOOTER, s) for s, n in zip(starts, lengths)]
         else:
             frames = self._inflated(starts, lengths)
         if sum(map(len, frames)) != sum(lengths) + _FOOTER * len(frames):
             raise FormatError(self.path, "a record ends past the end of the file: truncated")
-        bad = _crc32c.bad_frames(frames)
-        if bad:
+        records = [f[:n] for f, n in zip(frames, lengths)]
+        # Every record's crc32c in one C-level map, masked and compared in numpy (uint32 wraps
+        # like the mask's arithmetic): a Python loop per record cost ~25% more.
+        crc = np.fromiter(map(_crc, records), np.uint32, len(records))
+        stored = np.frombuffer(b"".join(map(_FOOTER_BYTES, frames)), "<u4")
+        bad = np.flatnonzero((((crc >> 15) | (crc << 17)) + _DELTA32) != stored)
+        if bad.size:
             raise FormatError(self.path, f"record {int(rows[bad[0]])} fails its crc32c: corrupt")
-        return [f[:-_FOOTER] for f in frames]
+        return records
 
     def _inflated(self, starts: list[int], lengths: list[int]) -> list[bytes]:
         """Each record's data with its crc32c, inflated from the nearest checkpoint (sorted starts)."""
@@ -201,18 +223,19 @@ class TFRecordReader(Reader):
 
     def _parse(self, records: list[bytes]) -> Batch:
         """Decode serialized Examples into an image batch and labels."""
-        tf = _tf()
         if len(records) >= _BATCH_PARSE:
+            tf = _tf()
             ex = tf.io.parse_example(records, _spec(tf))
             raw, labels = tf.io.decode_raw(ex["image"], tf.uint8).numpy(), ex["label"].numpy()
             return self._images(raw, len(records)), labels
+        parse = self._from_string
         try:
-            feats = [tf.train.Example.FromString(r).features.feature for r in records]
+            feats = [parse(r).features.feature for r in records]
             blobs = [f["image"].bytes_list.value[0] for f in feats]
             labels = np.array([f["label"].int64_list.value[0] for f in feats], dtype=np.int64)
         except IndexError as exc:  # a feature missing from a record
             raise FormatError(self.path, f"a record lacks image or label: {exc}") from exc
-        if any(len(b) != self._nbytes for b in blobs):
+        if set(map(len, blobs)) != {self._nbytes}:
             raise FormatError(self.path, f"an image is not {self._nbytes} bytes")
         return self._images(np.frombuffer(b"".join(blobs), dtype=np.uint8), len(records)), labels
 
@@ -220,6 +243,27 @@ class TFRecordReader(Reader):
         if raw.size != n * self._nbytes:
             raise FormatError(self.path, f"{raw.size} image bytes for {n} records of {self._nbytes}")
         return raw.reshape(-1).view(self.image_dtype).reshape(n, *self.image_shape)
+
+    def _read_one(self, i: int) -> Batch:
+        """One record of a plain file: one pread, its crc32c checked, one parse."""
+        if self._gzip:
+            return self._read(np.array([i]))
+        start, n = self._offsets.item(i), self._lengths.item(i)
+        frame = os.pread(self._fd, n + _FOOTER, start)
+        if len(frame) != n + _FOOTER:
+            raise FormatError(self.path, "a record ends past the end of the file: truncated")
+        data = frame[:n]
+        crc = _crc(data)
+        if ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _DELTA) & 0xFFFFFFFF != _UINT32.unpack_from(frame, n)[0]:
+            raise FormatError(self.path, f"record {i} fails its crc32c: corrupt")
+        try:
+            feature = self._from_string(data).features.feature
+            blob, label = feature["image"].bytes_list.value[0], feature["label"].int64_list.value[0]
+        except IndexError as exc:  # a feature missing from the record
+            raise FormatError(self.path, f"a record lacks image or label: {exc}") from exc
+        if len(blob) != self._nbytes:
+            raise FormatError(self.path, f"an image is not {self._nbytes} bytes")
+        return np.frombuffer(blob, dtype=self.image_dtype).reshape(self._shape_of_one), np.array([label], dtype=np.int64)
 
     def _read(self, indices: np.ndarray) -> Batch:
         if not self._gzip:  # one pread per index in the order asked, duplicates read twice
@@ -231,6 +275,7 @@ class TFRecordReader(Reader):
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         tf = _tf()
 
+        @tf.autograph.experimental.do_not_convert  # plain TF ops: AutoGraph has nothing to convert
         def decode(batch: Any) -> tuple[Any, Any]:
             ex = tf.io.parse_example(batch, _spec(tf))
             return tf.io.decode_raw(ex["image"], tf.uint8), ex["label"]
@@ -242,6 +287,7 @@ class TFRecordReader(Reader):
 
     def close(self) -> None:
         self._file.close()
+        self._fd = -1  # a read after close fails (EBADF) rather than pread a reused descriptor
 
 
 class TFRecordAdapter(Adapter):
@@ -287,3 +333,12 @@ class TFRecordAdapter(Adapter):
 
     def _open(self, path: Path) -> Reader:
         return TFRecordReader(path, self.config["compression"] == "gzip")
+
+    def observed(self, path: Path) -> dict[str, Any]:
+        """GZIP or plain, from the file's first two bytes (GZIP's magic 1f 8b); the file is
+        opened as such to be sure it is TFRecord at all."""
+        with library_errors(path), open(path, "rb") as fh:
+            gzip = fh.read(2) == b"\x1f\x8b"
+        with library_errors(path):
+            TFRecordReader(path, gzip).close()
+        return {"compression": "gzip" if gzip else "none"}

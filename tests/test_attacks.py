@@ -135,3 +135,21 @@ def test_verify_names_the_format_a_file_really_is(tmp_path):
         code, _, err = fmtbench("verify", "-d", "synthetic", "--n", "200", "-c", name, str(path))
         assert_clean_failure(code, err)
         assert f"is not in {name} format: it opens as parquet" in err
+
+
+def test_a_huge_scan_batch_and_a_closed_reader(tmp_path):
+    """scan(10**12) reads everything in one batch; a closed reader says so, for every case."""
+    from fmtbench.formats import cases
+    from fmtbench.testing import make_split
+
+    split = make_split(n=40)
+    for case in cases(full=False):
+        if missing_dependency(case.name):
+            continue
+        path = case.write(split, case.default_path(tmp_path)).path
+        with case.open(path) as r:
+            (images, labels), = list(r.scan(10**12))
+            np.testing.assert_array_equal(images, split.images)
+        for call in (lambda: r.read([0]), lambda: next(r.scan(8))):
+            with pytest.raises(FmtbenchError, match="closed"):
+                call()

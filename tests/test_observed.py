@@ -1,7 +1,6 @@
 """`Adapter.observed`: the options a file shows it was written with, read back from the file.
 
-Every case of the full grid of arrayrecord, arrow, jsonl, lance, lmdb and zarr writes a
-3000-sample split; its own case then finds no mismatch and sees exactly the options the file
+Every case of the full grid of every format with options writes a 3000-sample split; its own case then finds no mismatch and sees exactly the options the file
 can show at that size, and every other case of the format sees each option it asks for
 differently. (`fmtbench verify` fails on such a mismatch: the CLI test at the end.)
 """
@@ -19,7 +18,7 @@ from fmtbench.formats import Adapter, cases, get_case, missing_dependency
 from fmtbench.testing import make_split
 
 N = 3000
-NAMES = ("arrayrecord", "arrow", "jsonl", "lance", "lmdb", "zarr")
+NAMES = ("arrayrecord", "arrow", "hdf5", "jsonl", "lance", "lmdb", "parquet", "sqlite", "tfrecord", "zarr")
 #: cases off the grid that show more: several shards, a compressed or multi-file Lance dataset.
 EXTRA = {"zarr": ["zarr/chunk64-shard1024"],
          "lance": ["lance/zstd", "lance/file1024", "lance/v2.2"]}
@@ -44,13 +43,20 @@ def _shown(case: Adapter) -> set[str]:
     return {
         "arrow": {"compression"} | ({"batch_rows"} if c.get("batch_rows", N) < N else set()),
         "jsonl": {"encoding", "compression", "index"},
-        "zarr": {"compression", "crc32c"} | ({"chunk"} if c.get("chunk", N) < N else set())
+        "zarr": {"compression", "crc32c"} | ({"chunk"} if (c.get("chunk") or N) < N else set())
                 | ({"shard"} if c.get("shard") is None or c.get("shard") < N else set()),
         "lmdb": {"rows_per_value"} if c.get("rows_per_value", N) < N else set(),
         "lance": {"version", "compression"}
                  | ({"rows_per_file"} if c.get("rows_per_file", N) < N else set()),
         "arrayrecord": {"compression", "group", "example"}
                        | ({"level"} if c.get("compression") == "zstd" else set()),
+        # the chunk cache only changes reading; a contiguous file shows chunk=None
+        "hdf5": {"compression", "shuffle", "fletcher32"}
+                | ({"chunk"} if c.get("chunk") is None or c.get("chunk") < N else set()),
+        # page checksums leave no mark pyarrow shows
+        "parquet": {"compression"} | ({"row_group"} if 0 < c.get("row_group", N) < N else set()),  # 0: rgall
+        "sqlite": {"page_size"},  # the journal mode is a write-time choice the file forgets
+        "tfrecord": {"compression"},
     }[case.name]
 
 
