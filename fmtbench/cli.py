@@ -414,13 +414,38 @@ main.add_command(report_cmd)
 main.add_command(asv_report_cmd)
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that every `finally` and atomic write
+    cleans up (the default action would end the process with its temporary files left)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _interrupted(how: str, code: int) -> None:
+    hint = ("; every finished unit is saved: the same `fmtbench run` with --resume continues"
+            if len(sys.argv) > 1 and sys.argv[1] == "run" else "")
+    click.echo(f"{how}{hint}", err=True)
+    sys.exit(code)
+
+
 def run() -> None:
     """Entry point that turns fmtbench's own errors into one clear line and exit code 2."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     try:
         main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except _Stopped as stop:
+        _interrupted(f"stopped by {signal.Signals(stop.signum).name}", 128 + stop.signum)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _interrupted("interrupted", 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -232,9 +232,11 @@ def json_vs_hdf5(frame: Frame) -> Claim:
     rows = _split_rows(frame, [a.case, b.case])
     factor = b.median / a.median if a.median else float("inf")
     if rows:
-        secs = scale_for("s", [rows / a.median, rows / b.median])
-        evidence = [f"reading {rows:,} samples: JSON Lines {secs.text(rows / a.median, True)} ({a.case}), "
-                    f"HDF5 {secs.text(rows / b.median, True)} ({b.case}): HDF5 {times(factor)} faster"]
+        def secs(x: float) -> str:
+            return scale_for("s", [x]).text(x, True)
+
+        evidence = [f"reading {rows:,} samples: JSON Lines {secs(rows / a.median)} ({a.case}), "
+                    f"HDF5 {secs(rows / b.median)} ({b.case}): HDF5 {times(factor)} faster"]
     else:
         evidence = [f"{show(frame, a.case, 'scan_samples_per_s')} ({a.case}) vs "
                     f"{show(frame, b.case, 'scan_samples_per_s')} ({b.case}): HDF5 {times(factor)} faster"]

@@ -142,3 +142,9 @@ def test_bad_user_arrays_are_one_line_naming_the_problem(tmp_path, make, message
 def test_a_chunk_cache_beyond_reason_is_refused_when_the_case_is_named():
     out = fmtbench("cases", "hdf5/chunk64-cache1024g")
     assert out.returncode == 2 and "option 'cache1024g': cache must be at most cache16g" in out.stderr
+
+
+def test_a_trailing_slash_picks_a_formats_default_case_alone():
+    for name in formats():
+        picked = cases([f"{name}/"])
+        assert [c.case_id for c in picked] == [name], name

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +109,28 @@ def test_read_only_outputs_are_one_clear_line(read_only, tmp_path):
 
     line = _one_error_line(fmtbench("report", str(results), "-o", str(read_only / "r.html"), cwd=tmp_path))
     assert f"cannot write {read_only / 'r.html'}" in line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_during_convert_leaves_no_temporary_file(tmp_path, sig):
+    """Killed politely mid-write, fmtbench removes its temporary file and says so; only
+    SIGKILL leaves one (swept by the next write: tests/test_conformance.py)."""
+    target = tmp_path / "out" / "big.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "fmtbench", "convert", "-d", "synthetic", "--n", "60000",
+                             "-c", "csv", "--out", str(target)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, FMTBENCH_OFFLINE="1"))
+    try:
+        for _ in range(1200):  # until the writer's temporary file exists
+            if target.parent.exists() and any(".fmtbench-tmp-" in p.name for p in target.parent.iterdir()):
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"convert ended before writing: {proc.stderr.read()}")
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err
+    assert "Traceback" not in err and ("stopped by" in err or "interrupted" in err)
+    assert list(target.parent.iterdir()) == []
