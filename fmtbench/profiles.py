@@ -33,7 +33,7 @@ class Profile:
         return asdict(self)
 
 
-# Budgets on a 2-core machine: quick ~4 min, default ~35 min (34.3 measured) for 70 cases on 60k
+# Budgets on a 2-core machine: quick ~9 min (518 s measured, 30 cases), default ~35 min (34.3 measured) for 70 cases on 60k
 # samples, full = both caches, 7 rounds, whole epochs, scaling sizes. Every unit-round is a fresh
 # worker, so the default profile takes 3 rounds of one warm-up and one timed call each (the
 # spread comes from the rounds) and trims the slow tails: measured per unit-round, a shared-order
