@@ -10,7 +10,7 @@ import contextlib
 import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -74,6 +74,22 @@ def library_errors(path: str | Path) -> Iterator[None]:
         raise
     except Exception as exc:  # h5py OSError, ArrowInvalid, sqlite3.DatabaseError, DataLossError...
         raise FormatError(path, exc) from exc
+
+
+def rebatch(blocks: Iterable[Batch], batch_size: int) -> Iterator[Batch]:
+    """Batches of exactly `batch_size` (the last may be short) from consecutive blocks of any
+    size: the rows left at the end of a block are carried into the next."""
+    carry: Batch | None = None
+    for images, labels in blocks:
+        if carry is not None:
+            images = np.concatenate([carry[0], images])
+            labels = np.concatenate([carry[1], labels])
+        full = len(labels) // batch_size * batch_size
+        for a in range(0, full, batch_size):
+            yield images[a:a + batch_size], labels[a:a + batch_size]
+        carry = (images[full:], labels[full:]) if full < len(labels) else None
+    if carry is not None:
+        yield carry
 
 
 @dataclass(frozen=True)

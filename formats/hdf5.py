@@ -85,7 +85,7 @@ from fmtbench import __version__
 from fmtbench.datasets._base import LABEL_DTYPE, Split
 from fmtbench.errors import FormatError, InvalidCaseError
 
-from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors
+from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors, rebatch
 from ._options import Choice, Flag, Size
 
 IMAGES, LABELS = "images", "labels"
@@ -236,18 +236,8 @@ class HDF5Reader(Reader):
                     yield images[a:a + batch_size], labels[a:a + batch_size]
             return
         block = max(self._scan_rows, -(-batch_size // step) * step)
-        carry: Batch | None = None
-        for start in range(0, self._n, block):
-            images = self._images[start : start + block]
-            labels = self._labels[start : start + block]
-            if carry is not None:
-                images = np.concatenate([carry[0], images])
-                labels = np.concatenate([carry[1], labels])
-            last = start + block >= self._n
-            full = len(labels) if last else len(labels) // batch_size * batch_size
-            for a in range(0, full, batch_size):
-                yield images[a : a + batch_size], labels[a : a + batch_size]
-            carry = None if last or full == len(labels) else (images[full:], labels[full:])
+        yield from rebatch(((self._images[start:start + block], self._labels[start:start + block])
+                            for start in range(0, self._n, block)), batch_size)
 
     def close(self) -> None:
         if getattr(self, "_file", None) is not None:

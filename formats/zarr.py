@@ -80,7 +80,7 @@ from fmtbench import __version__
 from fmtbench.datasets._base import Split
 from fmtbench.errors import FormatError, InvalidCaseError
 
-from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors
+from ._base import CHECKSUM_32, Adapter, Batch, Detection, Reader, library_errors, rebatch
 from ._options import Choice, Flag, Size
 
 IMAGES, LABELS = "images", "labels"
@@ -179,18 +179,9 @@ class ZarrReader(Reader):
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         step = self._scan_rows
         block = max(step, -(-batch_size // step) * step)
-        carry: Batch | None = None
-        for start in range(0, self._n, block):
-            rows = slice(start, min(start + block, self._n))
-            images, labels = self._both(self._images.getitem(rows), self._labels.getitem(rows))
-            if carry is not None:
-                images = np.concatenate([carry[0], images])
-                labels = np.concatenate([carry[1], labels])
-            last = start + block >= self._n
-            full = len(labels) if last else len(labels) // batch_size * batch_size
-            for a in range(0, full, batch_size):
-                yield images[a:a + batch_size], labels[a:a + batch_size]
-            carry = None if last or full == len(labels) else (images[full:], labels[full:])
+        yield from rebatch((self._both(self._images.getitem(slice(start, start + block)),
+                                       self._labels.getitem(slice(start, start + block)))
+                            for start in range(0, self._n, block)), batch_size)
 
     def drop_caches(self) -> None:
         """Nothing to drop: zarr keeps no chunk cache, and reads files without mapping them."""

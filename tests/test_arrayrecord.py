@@ -10,14 +10,9 @@ import pytest
 pytest.importorskip("array_record")
 from array_record.python import array_record_data_source, array_record_module  # noqa: E402
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write  # noqa: E402
 from fmtbench.errors import FormatError, InvalidCaseError  # noqa: E402
 from fmtbench.formats import _riegeli, get_case  # noqa: E402
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
 
 
 def test_file_opens_with_plain_array_record_and_grain(tmp_path, split):

@@ -2,11 +2,9 @@
 reference reader agrees, and uncompressed reads come out of the map as copies."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,30 +12,14 @@ import pytest
 pa = pytest.importorskip("pyarrow")
 feather = pytest.importorskip("pyarrow.feather")
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write, reference_class  # noqa: E402
 from fmtbench.errors import FormatError  # noqa: E402
 from fmtbench.formats import get_case  # noqa: E402
 
 
-
-def _reference_class():
-    """benchmarks/reference/arrow_ref.py's Reference, loaded from its file (the repository root
-    is not on sys.path under a bare ``pytest``)."""
-    file = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "arrow_ref.py"
-    spec = importlib.util.spec_from_file_location("fmtbench_test_arrow_ref", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Reference
-
-
-Reference = _reference_class()
+Reference = reference_class("arrow")
 
 LZ4_FRAME, ZSTD_FRAME = b"\x04\x22\x4d\x18", b"\x28\xb5\x2f\xfd"  # the frames' magic numbers
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
 
 
 def test_naming_cases_does_not_import_pyarrow():

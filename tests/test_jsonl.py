@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import base64
 import gzip
-import importlib.util
 import json
 import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pyarrow")
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write, reference_class  # noqa: E402
 from fmtbench.datasets._base import Split  # noqa: E402
 from fmtbench.errors import FormatError  # noqa: E402
 from fmtbench.formats import get_case, jsonl  # noqa: E402
 
 
-def _reference_class():
-    """benchmarks/reference/jsonl_ref.py's Reference, loaded from its file (the repository root
-    is not on sys.path under a bare ``pytest``)."""
-    file = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "jsonl_ref.py"
-    spec = importlib.util.spec_from_file_location("fmtbench_test_jsonl_ref", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Reference
-
-
-Reference = _reference_class()
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
+Reference = reference_class("jsonl")
 
 
 def read_all(case, path):

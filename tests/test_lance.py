@@ -11,14 +11,9 @@ import pytest
 lance = pytest.importorskip("lance")
 pa = pytest.importorskip("pyarrow")
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write  # noqa: E402
 from fmtbench.errors import FormatError  # noqa: E402
 from fmtbench.formats import get_case  # noqa: E402
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
 
 
 def test_the_adapter_module_imports_the_real_library_lazily():

@@ -1,12 +1,10 @@
 """LMDB quirks: a plain LMDB environment, sample keys in order, cut or broken files refused at open."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ import pytest
 lmdb = pytest.importorskip("lmdb")
 pytest.importorskip("lmdb.verify")
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write, reference_class  # noqa: E402
 from fmtbench.errors import FormatError, InvalidCaseError, UnknownNameError  # noqa: E402
 from fmtbench.formats import get_case  # noqa: E402
 from fmtbench.formats.lmdb import _Shared  # noqa: E402
@@ -22,22 +20,7 @@ from fmtbench.formats.lmdb import _Shared  # noqa: E402
 PAGE = 4096
 
 
-def _reference_class():
-    """benchmarks/reference/lmdb_ref.py's Reference, loaded from its file (the repository root
-    is not on sys.path under a bare ``pytest``, and should not be: it holds ``datasets/``)."""
-    file = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "lmdb_ref.py"
-    spec = importlib.util.spec_from_file_location("fmtbench_test_lmdb_ref", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Reference
-
-
-Reference = _reference_class()
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
+Reference = reference_class("lmdb")
 
 
 def test_plain_lmdb_reads_what_the_docstring_says(tmp_path, split):

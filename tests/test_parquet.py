@@ -9,14 +9,9 @@ import pytest
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write  # noqa: E402
 from fmtbench.errors import FormatError, UnknownNameError  # noqa: E402
 from fmtbench.formats import get_case  # noqa: E402
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
 
 
 def test_file_opens_with_plain_pyarrow_and_pandas(tmp_path, split):

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 
 from fmtbench.errors import FormatError, InvalidCaseError
+from conftest import write  # noqa: E402
 from fmtbench.formats import get_case
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
 
 
 def test_file_opens_with_plain_sqlite3_and_matches_the_documented_schema(tmp_path, split):

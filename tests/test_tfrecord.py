@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import make_split
+from conftest import make_split, write
 from fmtbench.errors import FormatError
 from fmtbench.formats import get_case
 
@@ -18,11 +18,6 @@ from fmtbench.formats import get_case
 @pytest.fixture(scope="module")
 def tf():
     return pytest.importorskip("tensorflow")
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
 
 
 def record_starts(data: bytes) -> list[int]:

@@ -1,7 +1,6 @@
 """Zarr quirks: a plain Zarr v3 group, codecs and shards as the id says, damage zarr itself misses."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,27 +12,12 @@ import pytest
 
 zarr = pytest.importorskip("zarr", minversion="3.1")
 
-from conftest import make_split  # noqa: E402
+from conftest import make_split, write, reference_class  # noqa: E402
 from fmtbench.errors import FormatError, InvalidCaseError  # noqa: E402
 from fmtbench.formats import get_case  # noqa: E402
 
 
-def _reference_class():
-    """benchmarks/reference/zarr_ref.py's Reference, loaded from its file (the repository root
-    is not on sys.path under a bare ``pytest``, and should not be: it holds ``datasets/``)."""
-    file = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "zarr_ref.py"
-    spec = importlib.util.spec_from_file_location("fmtbench_test_zarr_ref", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Reference
-
-
-Reference = _reference_class()
-
-
-def write(case_id, tmp_path, split):
-    case = get_case(case_id)
-    return case, case.write(split, case.default_path(tmp_path)).path
+Reference = reference_class("zarr")
 
 
 def test_plain_zarr_opens_the_group_without_fmtbench(tmp_path, split):
