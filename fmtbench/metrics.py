@@ -39,12 +39,12 @@ _METRICS = [
     Metric("batch_unsorted_samples_per_s", "samples/s", "higher", "random batches, unsorted indices"),
     Metric("open_s", "s", "lower", "open time (includes any index build)"),
     # training
-    Metric("epoch_s", "s", "lower", "training epoch time"),
-    Metric("train_samples_per_s", "samples/s", "higher", "training throughput"),
+    Metric("epoch_s", "s", "lower", "shuffled-training pass time"),
+    Metric("train_samples_per_s", "samples/s", "higher", "shuffled-training throughput"),
     Metric("data_wait_share", "fraction", "lower", "share of step time waiting for data"),
     Metric("final_loss", "", "lower", "final test loss"),
     Metric("final_accuracy", "", "higher", "final test accuracy"),
-    Metric("native_samples_per_s", "samples/s", "higher", "native pipeline throughput"),
+    Metric("native_samples_per_s", "samples/s", "higher", "streaming-training throughput"),
     # limits of the machine (provenance, not cases): no reader can beat them
     Metric("memcpy_mb_per_s", "MB/s", "higher", "memcpy bandwidth"),
     Metric("page_cache_read_mb_per_s", "MB/s", "higher", "read(2) of a page-cached file"),

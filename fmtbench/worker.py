@@ -139,12 +139,15 @@ def _train(task: Task) -> list[Observation]:
 
 
 def _native(task: Task) -> list[Observation]:
-    from fmtbench.workloads.native import native_pipeline
+    from fmtbench.workloads.native import native_in_memory, native_pipeline
 
-    _, state = _cache_state(None, task.path, task.unit.cache)
     p = task.profile
-    native = native_pipeline(get_case(task.unit.case), task.path, model=p.train_model,
-                             batch_size=p.train_batch, steps=p.native_steps, seed=task.seed)
+    kwargs = dict(model=p.train_model, batch_size=p.train_batch, steps=p.native_steps, seed=task.seed)
+    if task.path is None:  # the in-memory streaming baseline
+        native, state = native_in_memory(load_split(task.data, "train"), **kwargs), {}
+    else:
+        _, state = _cache_state(None, task.path, task.unit.cache)
+        native = native_pipeline(get_case(task.unit.case), task.path, **kwargs)
     extra = {k: v for k, v in native.items() if k != "samples_per_s"} | state
     return [Observation("native_samples_per_s", [native["samples_per_s"]], extra)]
 

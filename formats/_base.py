@@ -111,6 +111,9 @@ class Reader(ABC):
 
     #: "native" when the library seeks by itself, "index" when the adapter built a record index.
     random_access: ClassVar[str] = "native"
+    #: Whether several threads may call `read` on this one handle at once (then training input
+    #: pipelines keep several reads in flight); False: one call at a time, from any thread.
+    thread_safe: ClassVar[bool] = False
     #: set by `close` (every subclass's close is wrapped to set it; drop_caches keeps it)
     _closed: bool = False
 
@@ -249,6 +252,18 @@ class Reader(ABC):
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         """Yield batches in file order."""
 
+    def tf_batches(self, batches: np.ndarray, probe: Any = None) -> Any:
+        """The shared-order training input: a tf.data Dataset whose element g is
+        ``read(batches[g])`` (images in the stored dtype, int64 labels), read ahead of the train
+        step (`fmtbench.formats._tfdata.indexed_batches`; `probe` records when each batch was
+        ready). Override it where the library has a better way to the same bytes in the same
+        order (TFRecord parses in the graph)."""
+        from ._tfdata import PARALLEL_READS, indexed_batches
+
+        signature = ((self.image_dtype, (None, *self.image_shape)), (np.int64, (None,)))
+        return indexed_batches(self.read, batches, signature, probe=probe,
+                               parallel=PARALLEL_READS if self.thread_safe else 1)
+
     def drop_caches(self) -> None:
         """Forget in-process caches of file data (HDF5 chunk cache, SQLite page cache, mapped
         pages). The runner calls it before every timed repeat, warm or cold, so no repeat reads
@@ -371,6 +386,15 @@ class Adapter(ABC):
         with atomic_path(path, directory=self.writes_folder) as tmp:
             self._write(split, tmp)
         return WriteInfo(path, len(split), split.digest, path_size(path))
+
+    def native_dataset(self, path: Path, batch_size: int, shuffle_buffer: int, seed: int) -> Any:
+        """The streaming training input, the format's own way (`fmtbench.formats._tfdata.Native`):
+        endless full batches in the format's order, shuffled as its users shuffle. The default
+        streams ``reader.scan`` through a shuffle buffer; an adapter overrides it with its
+        library's pipeline (TFRecordDataset, whole HDF5 chunks)."""
+        from ._tfdata import scan_stream
+
+        return scan_stream(self.open(path), batch_size, shuffle_buffer, seed)
 
     def open(self, path: str | Path) -> Reader:
         """Open a file this case wrote; FormatError if it is missing, corrupt or not this format."""

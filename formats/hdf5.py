@@ -51,7 +51,26 @@ the fairness ratios below are current):
     chunk1024-gzip4-cache64m        13k      64k       54k               6.2k    69k      39k
 
 With the default cache a 800 KiB gzip chunk is decoded for every random access (~3-5 ms);
-only a bigger ``cache`` fixes that, which is why it is a case option.
+only a bigger ``cache`` fixes that, which is why it is a case option: ``cacheN[k|m|g]``,
+``cache0`` (no chunk cache) or ``cacheauto`` (every chunk of both datasets uncompressed, at most
+1/4 of RAM; resolved from the file at open). The grid keeps HDF5's 1 MiB default as its own
+case at every point and gives chunk64/chunk1024 x none/gzip4/lzf/blosclz4 the twin an expert
+would set (``expert_cache``). For unfiltered chunks that is ``cache0``: HDF5 then reads just
+the rows asked straight from the file, where a cache reads and keeps whole chunks. Measured
+(``fmtbench run -w random,scan -c hdf5/chunk64 -c hdf5/chunk64-cache0 -c hdf5/chunk64-cacheauto``
+and the same for chunk1024, Fashion-MNIST, 3 rounds, 2 busy cores), single p50 / sorted
+batches of 64 / scan:
+
+    chunk64     1 MiB 15.4 us  35.8k/s  2360 MB/s   cache0 11.1  44.0k  2732   cacheauto 17.8  28.2k  1616
+    chunk1024   1 MiB 55.0 us  12.4k/s  1953 MB/s   cache0 10.9  50.5k  3282   cacheauto 11.4   7.7k   823
+
+For compressed chunks it is ``cacheauto``: each chunk is decoded once per open file (two
+such runs of the twins, 3 and 5 rounds: chunk1024-gzip4 single p50 227-502x faster, batches
+4.8-6.2x; chunk1024-blosclz4 23-24x and 2.5-5.4x).
+Its cost shows where chunks are seldom revisited: a fresh process grows the cache a new
+chunk at a time (page faults), so chunk64 compressed singles (200 reads over 938 chunks) are
+1.1-1.8x slower and scans through it up to 1.9x slower. The report's HDF5 section lists each
+twin against the default (``reports/hdf5grid.worth``).
 
 Against h5py alone on the same file with the same cache (``benchmarks/reference/hdf5_ref.py``;
 ``python -m benchmarks.fairness``, Fashion-MNIST, median of 7 interleaved pairs, 2 busy cores) the
@@ -76,6 +95,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -90,6 +110,9 @@ from ._options import Choice, Flag, Size
 
 IMAGES, LABELS = "images", "labels"
 DEFAULT_CACHE = 1 << 20  # HDF5's own default rdcc_nbytes
+AUTO = "auto"  # the cache value sized to the working set at open (see working_set_bytes)
+_RAM_SHARE = 4  # an auto cache takes at most 1/4 of the machine's memory
+_EXPERT_POINTS = ("none", "gzip4", "lzf", "blosclz4")  # compressions whose expert-cache twins the grid has
 _GZIP = {"gzip1": 1, "gzip4": 4, "gzip9": 9}
 _BLOSC = {"blosclz4": "lz4", "blosczstd": "zstd"}
 _BLOSC_FILTER = 32001  # the registered HDF5 filter id of Blosc
@@ -99,6 +122,7 @@ _MERGE_BYTES = 16 << 10  # rows closer than this share one slice read
 _SCAN_BYTES = 1 << 20  # least bytes per scan read
 _ALIGNED_BYTES = 16 << 20  # most bytes of a scan read aligned with both chunks and batches
 _ALL = np.logical_and.reduce  # np.all() adds ~1 us of Python wrappers
+STREAM_ROWS = 1024  # least rows per read of the streaming pipeline (rounded up to whole chunks)
 
 
 def _h5py() -> Any:
@@ -109,6 +133,48 @@ def _h5py() -> Any:
     return h5py
 
 
+@dataclass(frozen=True)
+class CacheSize(Size):
+    """The chunk cache: bytes (``cache64m``), ``cache0`` (no chunk cache) or ``cacheauto``."""
+
+    minimum: int = 0
+
+    def parse(self, token: str) -> tuple[bool, Any]:
+        return (True, AUTO) if token == self.prefix + AUTO else super().parse(token)
+
+    def token(self, value: Any) -> str:
+        if value == AUTO or value == 0:  # Size would spell 0 as "cache0g"
+            return f"{self.prefix}{value}"
+        return super().token(value)
+
+    def describe(self) -> str:
+        return f"{super().describe()}|{self.prefix}0|{self.prefix}{AUTO}"
+
+
+def working_set_bytes(path: Path) -> int:
+    """What ``cacheauto`` sets: every chunk of /images and /labels uncompressed (a chunk
+    occupies its full size in the cache), at most a quarter of this machine's memory."""
+    h5py = _h5py()
+    total = 0
+    with h5py.File(path, "r") as f:
+        for name in (IMAGES, LABELS):
+            d = f.get(name)
+            if isinstance(d, h5py.Dataset) and d.chunks:
+                chunks = math.prod(-(-s // c) for s, c in zip(d.shape, d.chunks))
+                total += chunks * math.prod(d.chunks) * d.dtype.itemsize
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        ram = 16 << 30
+    return min(total, ram // _RAM_SHARE)
+
+
+def expert_cache(compression: str) -> int | str:
+    """The chunk cache an expert sets: none for unfiltered chunks (HDF5 then reads just the
+    rows asked; measured faster), every chunk of the working set for filtered ones."""
+    return 0 if compression == "none" else AUTO
+
+
 def _prime_at_least(n: int) -> int:
     """The smallest prime >= n (n is at most a few million here)."""
     n = max(n, 2)
@@ -117,11 +183,17 @@ def _prime_at_least(n: int) -> int:
     return n
 
 
+def stream_rows(chunk_rows: int | None) -> int:
+    """Rows per read of the streaming pipeline: whole chunks, at least STREAM_ROWS rows."""
+    step = chunk_rows or 1
+    return -(-STREAM_ROWS // step) * step
+
+
 class HDF5Reader(Reader):
     """An open HDF5 file; reads sorted runs of rows, chunk by chunk."""
 
-    def __init__(self, path: Path, cache: int):
-        self._cache = cache
+    def __init__(self, path: Path, cache: int | str):
+        self._cache = working_set_bytes(path) if cache == AUTO else int(cache)
         images, labels = self._open_file(path)
         super().__init__(path, images.shape[1:], images.dtype, images.shape[0])
         row_bytes = max(1, images.dtype.itemsize * int(np.prod(images.shape[1:], dtype=np.int64)))
@@ -130,7 +202,7 @@ class HDF5Reader(Reader):
         self._merge_gap = max(1, _MERGE_BYTES // row_bytes)
         # HDF5 never caches a chunk bigger than the cache: a filtered one is decoded per touch.
         filtered = bool(self._rows and images.id.get_create_plist().get_nfilters())
-        self._whole_chunk_runs = filtered and self._rows * row_bytes > cache
+        self._whole_chunk_runs = filtered and self._rows * row_bytes > self._cache
         step = self._rows or 1
         self._scan_rows = -(-max(1, _SCAN_BYTES // row_bytes) // step) * step
 
@@ -221,6 +293,22 @@ class HDF5Reader(Reader):
                 runs.append((a, b, slice(lo, hi), uniq[a:b] - lo))
         return runs
 
+    def tf_batches(self, batches: np.ndarray, probe: Any = None) -> Any:
+        """Contiguous images as an expert trains from them: h5py gives the dataset's byte offset
+        (``dset.id.get_offset()``), numpy maps it and gathers each batch (labels read once),
+        two batches in flight; no HDF5 call per batch. Chunked files read through `read`."""
+        offset = None if self._rows else self._images.id.get_offset()
+        if offset is None:
+            return super().tf_batches(batches, probe)
+        from ._tfdata import PARALLEL_READS, indexed_batches
+
+        images = np.memmap(self.path, mode="r", dtype=self.image_dtype, offset=offset,
+                           shape=(self._n, *self.image_shape))
+        labels = self._labels[...].astype(LABEL_DTYPE)
+        signature = ((self.image_dtype, (None, *self.image_shape)), (np.int64, (None,)))
+        return indexed_batches(lambda idx: (images[idx], labels[idx]), batches, signature, probe=probe,
+                               parallel=PARALLEL_READS, describe="numpy gather from the mapped contiguous dataset")
+
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         step = self._rows or 1
         unit = math.lcm(step, batch_size)  # whole chunks and whole batches
@@ -259,8 +347,9 @@ class HDF5Adapter(Adapter):
                choices={t: t for t in ("none", *_GZIP, "lzf", *_BLOSC)}),
         Choice("shuffle", "none", "byte shuffle (HDF5 filter; Blosc's own with blosc*), or "
                "Blosc bitshuffle", choices={"shuffle": "byte", "bitshuffle": "bit"}),
-        Size("cache", DEFAULT_CACHE, "read-side chunk cache per dataset (default 1m)", prefix="cache", units=True,
-             maximum=16 << 30),  # more than this machine's memory would only fail later, as a "corrupt file"
+        CacheSize("cache", DEFAULT_CACHE, "read-side chunk cache per dataset (default 1m; cache0: none; "
+                  "cacheauto: every chunk, at most 1/4 of RAM)", prefix="cache", units=True,
+                  maximum=16 << 30),  # more than this machine's memory would only fail later, as a "corrupt file"
         Flag("fletcher32", help="fletcher32 checksum of every chunk"),
     )
     grid = (
@@ -269,11 +358,8 @@ class HDF5Adapter(Adapter):
         *({"chunk": r, "compression": c, "shuffle": s}
           for r in (1, 64, 1024) for c in (*_GZIP, "lzf", *_BLOSC) for s in ("none", "byte")),
         *({"chunk": r, "compression": c, "shuffle": "bit"} for r in (1, 64, 1024) for c in _BLOSC),
-        {"chunk": 64, "cache": 64 << 20},
-        {"chunk": 64, "compression": "gzip4", "cache": 64 << 20},
-        {"chunk": 1024, "compression": "gzip4", "cache": 16 << 20},
-        {"chunk": 1024, "compression": "gzip4", "cache": 64 << 20},
-        {"chunk": 1024, "compression": "blosclz4", "cache": 64 << 20},
+        # The library default's twins with the cache an expert sets (module docstring).
+        *({"chunk": r, "compression": c, "cache": expert_cache(c)} for r in (64, 1024) for c in _EXPERT_POINTS),
         {"chunk": 1024, "fletcher32": True},
         {"chunk": 1024, "compression": "gzip4", "fletcher32": True},
     )
@@ -281,7 +367,7 @@ class HDF5Adapter(Adapter):
         {},
         {"chunk": 64},
         {"chunk": 1024, "compression": "gzip4"},
-        {"chunk": 1024, "compression": "gzip4", "cache": 64 << 20},
+        {"chunk": 1024, "compression": "gzip4", "cache": AUTO},
         {"chunk": 1024, "compression": "lzf"},  # same chunks as gzip4: the gzip-vs-LZF claim
         {"chunk": 64, "compression": "lzf", "shuffle": "byte"},
         {"chunk": 64, "compression": "blosczstd", "shuffle": "bit"},
@@ -351,6 +437,29 @@ class HDF5Adapter(Adapter):
                 chunk = (min(rows, n) if n else rows, *data.shape[1:])
                 maxshape = None if n else (None, *data.shape[1:])
                 f.create_dataset(name, data=data, chunks=chunk, maxshape=maxshape, **self._filters())
+
+    def native_dataset(self, path: Path, batch_size: int, shuffle_buffer: int, seed: int) -> Any:
+        """Blocks of whole chunks (at least STREAM_ROWS rows: one row per read would make 1-row
+        chunks run at ~2.4k samples/s) in a seeded shuffled order, new each pass, then a shuffle
+        buffer over samples."""
+        from ._tfdata import Native, from_batches
+
+        f = _h5py().File(path, "r")
+        images, labels = f[IMAGES], f[LABELS][...].astype(LABEL_DTYPE)
+        shape = tuple(images.shape[1:])
+        rows = stream_rows(images.chunks[0] if images.chunks else None)
+        starts = np.arange(0, images.shape[0], rows)
+        passes = iter(range(1 << 62))
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            # tf.data calls this once per pass (repeat): a fresh generator, a fresh block order
+            for s in np.random.default_rng([seed, next(passes)]).permutation(starts):
+                yield images[s: s + rows], labels[s: s + rows]
+
+        ds = from_batches(blocks, shape, images.dtype, batch_size, shuffle_buffer, seed)
+        layout = f"{images.chunks[0]}-row chunks" if images.chunks else "contiguous"
+        return Native(ds, shape, f"h5py blocks of {rows} rows ({layout}) in shuffled order + shuffle buffer",
+                      f.close)
 
     def _open(self, path: Path) -> Reader:
         return HDF5Reader(path, self.config["cache"])

@@ -38,6 +38,8 @@ IMAGES, LABELS = "images.npy", "labels.npy"
 class NpyReader(Reader):
     """Memory-mapped images and labels."""
 
+    thread_safe = True  # reads are numpy gathers from read-only maps
+
     def __init__(self, path: Path):
         for name in (IMAGES, LABELS):
             if not (path / name).is_file():

@@ -272,6 +272,43 @@ class TFRecordReader(Reader):
         images, labels = self._parse(self._records(rows))
         return images[inverse], labels[inverse]
 
+    def serialized(self, indices: np.ndarray) -> np.ndarray:
+        """The serialized Examples at `indices` in that order (crc32c checked), as an object array."""
+        if self._closed:
+            raise self._closed_error()
+        idx = self._as_indices(indices)
+        if idx.size and (idx.min() < 0 or idx.max() >= self._n):
+            raise IndexError(f"index out of range for {self.path} with {self._n} samples")
+        if not self._gzip:
+            records = self._records(idx)
+        else:
+            rows, inverse = np.unique(idx, return_inverse=True)
+            found = self._records(rows)
+            records = [found[k] for k in inverse.tolist()]
+        out = np.empty(len(records), dtype=object)
+        out[:] = records
+        return out
+
+    def tf_batches(self, batches: np.ndarray, probe: Any = None) -> Any:
+        """As TFRecord's users train: the records of each batch read ahead by index (one pread
+        and a crc32c check each, on a tf.data thread), then one ``parse_example`` +
+        ``decode_raw`` per batch in the graph (no Python per record)."""
+        tf = _tf()
+        from ._tfdata import indexed_batches
+
+        shape, dtype, spec = self.image_shape, tf.as_dtype(self.image_dtype), _spec(tf)
+
+        @tf.autograph.experimental.do_not_convert
+        def parse(records: Any) -> tuple[Any, Any]:
+            ex = tf.io.parse_example(records, spec)
+            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (-1, *shape)), ex["label"]
+
+        ds = indexed_batches(lambda idx: (self.serialized(idx),), batches, ((object, (None,)),),
+                             probe=probe, describe="records by index (pread + crc32c)")
+        if probe is not None:
+            probe.pipeline += ", parse_example in the graph"
+        return ds.map(lambda records: parse(records))
+
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         tf = _tf()
 
@@ -330,6 +367,29 @@ class TFRecordAdapter(Adapter):
                 image[0], label[0] = img.tobytes(), lab
                 w.write(ex.SerializeToString(deterministic=True))  # map keys sorted: same bytes every run
                 feature.pop("count", None)  # the first record only
+
+    def native_dataset(self, path: Path, batch_size: int, shuffle_buffer: int, seed: int) -> Any:
+        """TFRecordDataset -> shuffle serialized records -> batch -> one parse_example per batch."""
+        tf = _tf()
+        from ._tfdata import Native
+
+        compression = "GZIP" if self.config.get("compression") == "gzip" else ""
+        records = tf.data.TFRecordDataset([str(path)], compression_type=compression,
+                                          num_parallel_reads=tf.data.AUTOTUNE)  # interleaves shards
+        first = tf.train.Example.FromString(next(iter(records.take(1))).numpy()).features.feature
+        shape = tuple(first["shape"].int64_list.value)
+        dtype = tf.as_dtype(np.dtype(first["dtype"].bytes_list.value[0].decode()))
+        spec = _spec(tf)
+
+        @tf.autograph.experimental.do_not_convert
+        def parse(serialized: Any) -> tuple[Any, Any]:
+            ex = tf.io.parse_example(serialized, spec)
+            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (-1, *shape)), ex["label"]
+
+        ds = records.repeat().shuffle(shuffle_buffer, seed=seed).batch(batch_size, drop_remainder=True)
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        describe = f"TFRecordDataset({compression or 'plain'}) + record shuffle buffer + parse_example"
+        return Native(ds, shape, describe, lambda: None)
 
     def _open(self, path: Path) -> Reader:
         return TFRecordReader(path, self.config["compression"] == "gzip")

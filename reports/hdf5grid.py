@@ -1,4 +1,5 @@
-"""The HDF5 case grid read from each case's parsed config: chunk x compression maps and chunk-cache groups."""
+"""The HDF5 case grid read from each case's parsed config: chunk x compression maps, chunk-cache
+groups and what a cache setting is worth against the library default."""
 from __future__ import annotations
 
 from collections import Counter
@@ -6,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import Frame
+from fmtbench.formats.hdf5 import DEFAULT_CACHE
+from fmtbench.metrics import METRICS
+
+from .analysis import Frame, outcome
 
 
 @dataclass(frozen=True)
@@ -16,7 +20,7 @@ class Layout:
     chunk: int | None  # rows per chunk; None = contiguous
     compression: str  # "none", "gzip4", "lzf", "blosczstd", ...
     shuffle: str  # "none", "shuffle", "bitshuffle"
-    cache: Any  # chunk-cache bytes (rdcc_nbytes), as configured
+    cache: Any  # chunk-cache bytes (rdcc_nbytes) as configured: 0 none, "auto" the working set
     other: tuple[str, ...]
 
     @property
@@ -52,10 +56,17 @@ def layouts(frame: Frame) -> dict[str, Layout]:
 
 
 def default_cache(lays: Mapping[str, Layout]) -> Any:
-    """The chunk-cache setting most HDF5 cases use (the library default in a normal grid)."""
+    """HDF5's own default (1 MiB) where a case uses it, else the chunk-cache setting most cases use."""
+    if any(repr(lay.cache) == repr(DEFAULT_CACHE) for lay in lays.values()):
+        return DEFAULT_CACHE
     counts = Counter(repr(lay.cache) for lay in lays.values())
     common = counts.most_common(1)
     return next((lay.cache for lay in lays.values() if repr(lay.cache) == common[0][0]), None) if common else None
+
+
+def _cache_order(cache: Any) -> tuple[int, int]:
+    """Unknown first, then sizes ascending (0: none), then ``auto`` (the working set)."""
+    return (0, 0) if cache is None else (1, cache) if isinstance(cache, int) else (2, 0)
 
 
 def chunk_order(chunk: int | None) -> tuple[int, int]:
@@ -89,5 +100,38 @@ def cache_groups(lays: Mapping[str, Layout]) -> dict[str, list[tuple[Any, str]]]
         if len({repr(c) for c, _ in members}) > 1:
             name = " · ".join(x for x in ("contiguous" if chunk is None else f"chunk {chunk}", comp,
                                           "" if shuffle == "none" else shuffle, *other) if x)
-            out[name] = sorted(members, key=lambda m: (m[0] is not None, m[0] or 0))
+            out[name] = sorted(members, key=lambda m: _cache_order(m[0]))
     return out
+
+
+@dataclass(frozen=True)
+class Worth:
+    """One metric of a cache setting against the default cache on the same layout."""
+
+    metric: str
+    default: float | None  # median with the default cache
+    other: float | None  # median with the other cache
+    factor: float | None  # how many times better the other cache is (< 1: worse)
+    noise: bool  # the two intervals overlap: no difference beyond the noise
+
+
+def worth(frame: Frame, lays: Mapping[str, Layout],
+          metrics: tuple[str, ...]) -> list[tuple[str, str, Any, str, list[Worth]]]:
+    """(group label, default-cache case, other cache, its case, per metric Worth) for every case
+    that differs from a default-cache case only in its chunk cache (an expert's twin)."""
+    dflt = default_cache(lays)
+    out = []
+    for name, members in cache_groups(lays).items():
+        base = next((case for cache, case in members if repr(cache) == repr(dflt)), None)
+        for cache, case in members if base else ():
+            if case != base:
+                out.append((name, base, cache, case, [_worth(frame, base, case, m) for m in metrics]))
+    return out
+
+
+def _worth(frame: Frame, base: str, case: str, metric: str) -> Worth:
+    a, b = frame.get(base, metric), frame.get(case, metric)
+    if a is None or b is None or not a.median or not b.median:
+        return Worth(metric, a and a.median, b and b.median, None, False)
+    factor = b.median / a.median if METRICS[metric].better == "higher" else a.median / b.median
+    return Worth(metric, a.median, b.median, factor, outcome(b, a) == "same")

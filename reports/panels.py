@@ -26,17 +26,21 @@ def _why_missing(frame: Frame, fmt: str) -> str:
 def _cache_text(value: Any) -> str:
     if value is None:
         return "library default"
+    if value == 0 or value == "auto":  # formats/hdf5.py: cache0, cacheauto
+        return "none" if value == 0 else "the working set"
     if isinstance(value, int) and value >= 2**20 and value % 2**20 == 0:
         return f"{value >> 20} MiB"
     return scale_for("bytes", [value]).text(value, True) if isinstance(value, int) else str(value)
 
 
 def hdf5(frame: Frame, chunk_cache: dict | None) -> dict[str, Any]:
-    """Chunk x compression heatmaps per shuffle setting, and the effect of the chunk-cache size."""
+    """Chunk x compression heatmaps per shuffle setting, what a chunk-cache setting is worth
+    against the default on the same layout, and the effect of the chunk-cache size."""
     lays = hdf5grid.layouts(frame)
     unknown = [c for c in frame.cases() if c.startswith("hdf5") and c not in lays and
                any(r.case == c for r in frame.rows)]
-    out: dict[str, Any] = {"maps": [], "cache": [], "unknown": unknown, "default_cache": chunk_cache}
+    out: dict[str, Any] = {"maps": [], "cache": [], "unknown": unknown, "default_cache": chunk_cache,
+                           "worth": _cache_worth(frame, lays)}
     if not lays:
         out["missing"] = _why_missing(frame, "hdf5")
         return out
@@ -70,6 +74,29 @@ def hdf5(frame: Frame, chunk_cache: dict | None) -> dict[str, Any]:
     return out
 
 
+def _cache_worth(frame: Frame, lays: dict) -> dict[str, Any]:
+    """Per layout with a cache twin: each CACHE_METRICS median with the default cache and the
+    twin's, and how many times faster (or slower) the twin is."""
+    pairs = hdf5grid.worth(frame, lays, CACHE_METRICS)
+    scales = {m: scale_for(METRICS[m].unit, [v for *_, ws in pairs for w in ws if w.metric == m
+                                             for v in (w.default, w.other)]) for m in CACHE_METRICS}
+    rows = []
+    for name, base, cache, case, ws in pairs:
+        cells = []
+        for w in ws:
+            sc = scales[w.metric]
+            if w.factor is None:
+                word, ratio = "", "–"
+            else:
+                ratio = times(w.factor if w.factor >= 1 else 1 / w.factor)
+                word = "same within noise" if w.noise else "faster" if w.factor >= 1 else "slower"
+            cells.append({"default": sc.text(w.default, True), "other": sc.text(w.other, True), "ratio": ratio,
+                          "word": word, "better": w.factor is not None and w.factor > 1 and not w.noise})
+        rows.append({"layout": name, "cache": _cache_text(cache), "case": case, "base": base, "cells": cells})
+    default = hdf5grid.default_cache(lays) if lays else None
+    return {"rows": rows, "default": _cache_text(default), "columns": [METRICS[m].label for m in CACHE_METRICS]}
+
+
 def training(frame: Frame) -> dict[str, Any]:
     """Epoch time against the in-memory baseline, data-wait share, weights check, native pipeline."""
     cases = [c for c in frame.cases() if frame.get(c, "epoch_s") or frame.get(c, "native_samples_per_s")]
@@ -83,7 +110,10 @@ def training(frame: Frame) -> dict[str, Any]:
         out["baseline"] = {"epoch": s.text(base.median, True),
                            "rate": scale_for("samples/s", [frame.median(BASELINE, "train_samples_per_s")])
                            .text(frame.median(BASELINE, "train_samples_per_s"), True),
-                           "digest": (base.extra.get("weights_digest") or "")[:12]}
+                           "digest": (base.extra.get("weights_digest") or "")[:12],
+                           "stream": scale_for("samples/s", [frame.median(BASELINE, "native_samples_per_s")])
+                           .text(frame.median(BASELINE, "native_samples_per_s"), True)
+                           if frame.get(BASELINE, "native_samples_per_s") else None}
     rates = scale_for("samples/s", [frame.median(c, m) for c in cases for m in ("train_samples_per_s",
                                                                                 "native_samples_per_s")])
     matches = []
@@ -91,12 +121,16 @@ def training(frame: Frame) -> dict[str, Any]:
         ep = frame.get(c, "epoch_s")
         match = ep.extra.get("weights_match_baseline") if ep else None
         matches.append(match)
-        wait = frame.median(c, "data_wait_share")
+        wait, wrow = frame.median(c, "data_wait_share"), frame.get(c, "data_wait_share")
+        read = (wrow.extra.get("data_read_share") if wrow else None) or []
+        read = [v for v in (read if isinstance(read, list) else [read]) if isinstance(v, (int, float))]
         vs = ep.median / base.median if ep and base and base.median else None
         out["rows"].append({
             "case": c, "epoch": s.text(ep.median if ep else None, True), "vs": f"×{vs:.2f}" if vs else "–",
             "rate": rates.text(frame.median(c, "train_samples_per_s"), True),
             "wait": "–" if wait is None else f"{wait:.0%}",
+            "read": f"{sorted(read)[len(read) // 2]:.0%}" if read else "–",
+            "pipeline": (ep.extra.get("pipeline") or "") if ep else "",
             "loss": _plain(frame.median(c, "final_loss")), "acc": _plain(frame.median(c, "final_accuracy")),
             "match": match, "digest": ((ep.extra.get("weights_digest") or "") if ep else "")[:8],
             "native": rates.text(frame.median(c, "native_samples_per_s"), True)})
@@ -107,8 +141,8 @@ def training(frame: Frame) -> dict[str, Any]:
     if timed:
         vals = [s.value(frame.median(c, "epoch_s")) for c in timed]
         ref = (s.value(base.median), f"in memory {s.text(base.median, True)}") if base else None
-        out["charts"].append({"title": "Epoch time", "svg": svg.bars(
-            timed, [("epoch", vals)], label("epoch_s", s), "Epoch time against the in-memory baseline",
+        out["charts"].append({"title": "Shuffled training: time per pass", "svg": svg.bars(
+            timed, [("pass", vals)], label("epoch_s", s), "Shuffled-training time per pass against the in-memory baseline",
             ref=ref, texts=[[s.text(frame.median(c, "epoch_s"), True) for c in timed]])})
         waits = [frame.median(c, "data_wait_share") for c in timed]
         if any(w is not None for w in waits):
@@ -118,11 +152,11 @@ def training(frame: Frame) -> dict[str, Any]:
                 texts=[["–" if w is None else f"{w:.1%}" for w in waits]])})
     native = [c for c in cases if frame.get(c, "native_samples_per_s")]
     if native:
-        series = [("model.fit, shared order", [rates.value(frame.median(c, "train_samples_per_s")) for c in native]),
-                  ("native pipeline", [rates.value(frame.median(c, "native_samples_per_s")) for c in native])]
-        out["charts"].append({"title": "Native pipelines", "svg": svg.bars(
+        series = [("shuffled (shared random order)", [rates.value(frame.median(c, "train_samples_per_s")) for c in native]),
+                  ("streaming (own pipeline)", [rates.value(frame.median(c, "native_samples_per_s")) for c in native])]
+        out["charts"].append({"title": "Streaming vs shuffled training", "svg": svg.bars(
             native, series, f"samples/s ({rates.unit.strip()}, higher is better →)",
-            "Training input vs each format's native pipeline")})
+            "Training throughput: shuffled random access vs each format's streaming pipeline")})
     return out
 
 

@@ -67,7 +67,9 @@ def _by_metric(frame: Frame, use: str, metric: str, cases: list[str], what: str,
     eligible = [c for c in cases if not any((c, metric, k) in exclude for k in ("warm", "cold", "n/a"))]
     top = best_row(frame, metric, eligible)
     if top is None:
-        return Recommendation(use, None, f"{METRICS[metric].label}: not measured in this run")
+        why = ("every figure is flagged as past what this machine can do (see 'How these numbers were taken')"
+               if any(frame.get(c, metric) is not None for c in cases) else "not measured in this run")
+        return Recommendation(use, None, f"{METRICS[metric].label}: {why}")
     reason = f"{what}: {show(frame, top.case, metric)}"
     tied = tied_with(frame, metric, eligible, top.case)
     extra = _runner_up(frame, metric, eligible, top.case, tied)
@@ -75,9 +77,17 @@ def _by_metric(frame: Frame, use: str, metric: str, cases: list[str], what: str,
                           _figures(frame, top.case, figures), tied)
 
 
+#: The two training questions, each its own pick: (use, metric, what the pick answers).
+SHUFFLED = ("shuffled training", "train_samples_per_s",
+            "fastest feed when every epoch reads a fresh random permutation (random access, the shared "
+            "order; same weights as in memory)")
+STREAMING = ("streaming training", "native_samples_per_s",
+             "fastest feed read in the format's own order through its own pipeline and a shuffle buffer")
+
+
 def recommend(frame: Frame, exclude: set = frozenset()) -> list[Recommendation]:
-    """Smallest file, fastest random access, fastest training input, best balance; figures in
-    `exclude` ((case, metric, cache) flagged as not credible) are never picked."""
+    """Smallest file, fastest random access, shuffled training, streaming training, best balance;
+    figures in `exclude` ((case, metric, cache) flagged as not credible) are never picked."""
     cases = frame.cases()
     out = [
         _by_metric(frame, "smallest file", "file_bytes", cases, "smallest on disk",
@@ -85,17 +95,23 @@ def recommend(frame: Frame, exclude: set = frozenset()) -> list[Recommendation]:
         _by_metric(frame, "fastest random access", "random_p50_s", cases, "lowest single-sample read latency",
                    ("random_p99_s", "batch_unsorted_samples_per_s", "file_bytes"), exclude),
     ]
-    trained = [c for c in cases if frame.get(c, "train_samples_per_s") is not None
-               and frame.get(c, "train_samples_per_s").extra.get("weights_match_baseline") is not False]
+    use, metric, what = SHUFFLED
+    trained = [c for c in cases if frame.get(c, metric) is not None
+               and frame.get(c, metric).extra.get("weights_match_baseline") is not False]
     if trained:
-        out.append(_by_metric(frame, "fastest training input", "train_samples_per_s", trained,
-                              "highest training throughput with the same weights as in memory",
-                              ("epoch_s", "data_wait_share", "file_bytes"), exclude))
+        out.append(_by_metric(frame, use, metric, trained, what, ("epoch_s", "data_wait_share", "file_bytes"),
+                              exclude))
     else:
-        rec = _by_metric(frame, "fastest training input", "scan_samples_per_s", cases,
-                         "training not measured in this run; by sequential scan throughput instead",
-                         ("batch_unsorted_samples_per_s", "file_bytes"), exclude)
-        out.append(rec)
+        out.append(_by_metric(frame, use, "batch_unsorted_samples_per_s", cases,
+                              "training not measured in this run; by random-batch throughput instead",
+                              ("random_p50_s", "file_bytes"), exclude))
+    use, metric, what = STREAMING
+    if any(frame.get(c, metric) is not None for c in cases):
+        out.append(_by_metric(frame, use, metric, cases, what, ("scan_samples_per_s", "file_bytes"), exclude))
+    else:
+        out.append(_by_metric(frame, use, "scan_samples_per_s", cases,
+                              "streaming training not measured in this run; by sequential scan throughput instead",
+                              ("file_bytes",), exclude))
     out.append(balance(frame, exclude))
     return out
 

@@ -1,6 +1,7 @@
 """HDF5-only behaviour: option combinations, the on-disk layout, the chunk cache, chunked reads."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 
 from conftest import make_split
 from fmtbench.datasets._base import Split
-from fmtbench.errors import FormatError, InvalidCaseError
+from fmtbench.errors import FormatError, InvalidCaseError, UnknownNameError
 from fmtbench.formats import cases, get_case, missing_dependency
 
 pytestmark = pytest.mark.skipif(missing_dependency("hdf5") is not None, reason=str(missing_dependency("hdf5")))
@@ -121,6 +122,8 @@ def test_chunk_cache_option_is_applied(cid, nbytes, split, tmp_path):
     "hdf5", "hdf5/chunk1", "hdf5/chunk64", "hdf5/chunk64-gzip4",
     "hdf5/chunk64-gzip4-cache1k",  # chunks bigger than the cache: one read per touched chunk
     "hdf5/chunk1024-blosclz4",
+    "hdf5/chunk64-cache0", "hdf5/chunk1024-gzip4-cache0",  # no chunk cache: direct reads / a decode per chunk
+    "hdf5/chunk64-lzf-cacheauto",  # every chunk stays cached
 ])
 def test_reads_spanning_many_chunks_equal_numpy(cid, split, tmp_path):
     rng = np.random.default_rng(7)
@@ -131,7 +134,7 @@ def test_reads_spanning_many_chunks_equal_numpy(cid, split, tmp_path):
     ]
     case = get_case(cid)
     with case.open(write(cid, split, tmp_path)) as reader:
-        if cid.endswith("cache1k"):
+        if cid.endswith(("cache1k", "gzip4-cache0")):
             assert reader._whole_chunk_runs
         for idx in picks:
             images, labels = reader.read(idx)
@@ -210,3 +213,88 @@ def test_fletcher32_cannot_see_a_zero_word_turned_ffff(split, tmp_path):
     open(path, "wb").write(bytes(damaged))
     with get_case("hdf5/chunk1024-fletcher32").open(path) as r, pytest.raises(FormatError):
         r.read([150])
+
+
+@pytest.mark.parametrize("cid, nbytes", [
+    ("hdf5/chunk64-cache0", 0),
+    ("hdf5/chunk64-cacheauto", 5 * 64 * (784 + 8)),  # 300 rows in 5 chunks of 64: images and labels
+    ("hdf5/chunk1024-gzip4-cacheauto", 300 * (784 + 8)),  # one chunk, capped at the 300 rows
+])
+def test_no_cache_and_working_set_cache_read_bit_exact(cid, nbytes, split, tmp_path):
+    case = get_case(cid)
+    path = write(cid, split, tmp_path)
+    assert case.mismatches(path) == {}  # the cache is read-side: the file shows the base case's options
+    idx = np.random.default_rng(3).integers(0, 300, 200)
+    with case.open(path) as reader:
+        for _ in range(2):  # a second pass after drop_caches keeps the resolved size
+            assert reader._file.id.get_access_plist().get_cache()[2] == nbytes
+            images, labels = reader.read(idx)
+            np.testing.assert_array_equal(images, split.images[idx])
+            np.testing.assert_array_equal(labels, split.labels[idx])
+            np.testing.assert_array_equal(np.concatenate([b[0] for b in reader.scan(64)]), split.images)
+            reader.drop_caches()
+
+
+def test_cache_ids_round_trip():
+    for cid, cache in (("hdf5/chunk64-cache0", 0), ("hdf5/chunk1024-gzip4-cacheauto", "auto")):
+        case = get_case(cid)
+        assert case.config["cache"] == cache and case.case_id == cid
+        assert type(case)({**case.config}).case_id == cid
+    assert get_case("hdf5/chunk64-cache0k").case_id == "hdf5/chunk64-cache0"
+
+
+@pytest.mark.parametrize("cid, error, message", [
+    ("hdf5/chunk64-cache-auto", UnknownNameError, "'cache'; valid: cache<N[k|m|g]>|cache0|cacheauto"),
+    ("hdf5/chunk64-cachefoo", UnknownNameError, "'cachefoo'; valid: cache<N[k|m|g]>|cache0|cacheauto"),
+    ("hdf5/chunk64-cache-1", UnknownNameError, "'cache'; valid: cache<N"),
+    ("hdf5/cacheauto", InvalidCaseError, "cache need a chunked layout"),
+    ("hdf5/cache0", InvalidCaseError, "cache need a chunked layout"),
+    ("hdf5/chunk64-cache0-cacheauto", InvalidCaseError, "'cache' given twice"),
+])
+def test_bad_cache_values_are_one_line_errors(cid, error, message):
+    with pytest.raises(error, match=re.escape(message)) as info:
+        get_case(cid)
+    assert "\n" not in str(info.value)
+
+
+def test_the_grid_pairs_each_main_point_with_its_expert_cache():
+    """The library default stays a case; the main chunk x compression points get the expert's
+    twin: no cache for unfiltered chunks, the working set for compressed ones."""
+    ids = {c.case_id for c in cases(["hdf5"])}
+    for rows in (64, 1024):
+        assert {f"hdf5/chunk{rows}", f"hdf5/chunk{rows}-cache0"} <= ids
+        for comp in ("gzip4", "lzf", "blosclz4"):
+            assert {f"hdf5/chunk{rows}-{comp}", f"hdf5/chunk{rows}-{comp}-cacheauto"} <= ids
+    twins = [c for c in ids if "-cache" in c]
+    assert all(c.endswith(("-cache0", "-cacheauto")) for c in twins) and len(twins) == 8
+    rep = [c.case_id for c in cases(["hdf5"], full=False) if "-cache" in c.case_id]
+    assert rep == ["hdf5/chunk1024-gzip4-cacheauto"] and "hdf5/chunk1024-gzip4" in {
+        c.case_id for c in cases(["hdf5"], full=False)}
+
+
+def _cache_store(folder, cases_: dict) -> None:
+    from fmtbench.results import ResultStore
+
+    store = ResultStore(folder)
+    store.start_run({}, ["fmtbench", "run"], {"name": "default"}, "synthetic", "d" * 64)
+    for case, (p50, batch, scan) in cases_.items():
+        for metric, wl, value in (("random_p50_s", "random", p50), ("batch_sorted_samples_per_s", "random", batch),
+                                  ("scan_mb_per_s", "scan", scan), ("write_s", "write", 1.0)):
+            cache = "n/a" if wl == "write" else "warm"
+            store.add_measurement(case, wl, metric, cache, [value * (1 + d) for d in (-0.02, -0.01, 0, 0.01, 0.02)],
+                                  "synthetic", "d" * 64)
+
+
+def test_the_report_says_what_the_cache_setting_is_worth(tmp_path):
+    """Two stores, a default-cache case in one and its expert twin in the other: the HDF5
+    section's table gives each metric with both caches and the ratio, noise-aware."""
+    pytest.importorskip("jinja2")
+    from fmtbench.reports import render
+
+    _cache_store(tmp_path / "a", {"hdf5/chunk1024-gzip4": (2.7e-3, 370.0, 225.0)})
+    _cache_store(tmp_path / "b", {"hdf5/chunk1024-gzip4-cacheauto": (1.2e-5, 2300.0, 225.0)})
+    html = render.write_report([tmp_path / "a", tmp_path / "b"], tmp_path / "r.html").html.read_text()
+    section = html[html.index('<section id="hdf5">'):]
+    table = section[section.index("What the chunk-cache setting is worth"):section.index("Effect of the chunk-cache")]
+    assert "chunk 1024 · gzip4" in table and "the working set" in table and "1 MiB" in table
+    assert "×225 faster" in table and "×6.22 faster" in table and "same within noise" in table

@@ -132,14 +132,18 @@ def test_recommendations_come_from_the_data(tmp_path):
     assert recs["smallest file"].case == "hdf5/chunk64-blosczstd-bitshuffle"
     assert "7.50 MiB" in recs["smallest file"].reason
     assert recs["fastest random access"].case == "tfrecord"
-    assert recs["fastest training input"].case == "hdf5"
+    assert recs["shuffled training"].case == "hdf5"
+    # streaming is its own question with its own pick: only tfrecord and hdf5 streamed here
+    assert recs["streaming training"].case == max(("tfrecord", "hdf5"), key=lambda c: CASES[c][5])
     assert recs["best balance"].case is not None and "×" in recs["best balance"].reason
 
 
-def test_training_recommendation_falls_back_to_scan_when_training_was_not_run(tmp_path):
+def test_training_recommendations_fall_back_to_reads_when_training_was_not_run(tmp_path):
     recs = {r.use: r for r in recommend.recommend(_frame(tmp_path, train=False))}
-    assert recs["fastest training input"].case == "npy"
-    assert "training not measured" in recs["fastest training input"].reason
+    assert "training not measured" in recs["shuffled training"].reason
+    assert "by random-batch throughput" in recs["shuffled training"].reason
+    assert recs["streaming training"].case == "npy"
+    assert "by sequential scan throughput" in recs["streaming training"].reason
 
 
 def test_claims_verdicts(tmp_path):

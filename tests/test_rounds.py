@@ -20,7 +20,7 @@ def _store(folder, figures: dict[str, dict[str, list[float]]], limits: dict | No
     store = ResultStore(folder)
     store.start_run({"limits": limits or {}}, ["fmtbench", "run"], "test", DS, DIGEST)
     workload = {"file_bytes": "write", "scan_samples_per_s": "scan", "scan_mb_per_s": "scan",
-                "random_p50_s": "random", "train_samples_per_s": "train"}
+                "random_p50_s": "random", "train_samples_per_s": "train", "native_samples_per_s": "native"}
     for case, metrics in figures.items():
         for metric, values in metrics.items():
             cache = "n/a" if metric == "file_bytes" else "warm"
@@ -82,10 +82,26 @@ def test_a_figure_past_the_baseline_or_the_machine_is_flagged_and_never_picked(t
     found = {(f.case, f.metric) for f in trust.flags(fr, trust.limits(results))}
     assert found == {("npy", "train_samples_per_s"), ("npy", "scan_mb_per_s")}
     keys = trust.flagged_keys(fr, trust.limits(results))
-    rec = {r.use: r for r in recommend(fr, keys)}["fastest training input"]
+    rec = {r.use: r for r in recommend(fr, keys)}["shuffled training"]
     assert rec.case == "hdf5"
     assert "npy" not in best_per_column(fr, keys).get(("train_samples_per_s", "warm"), set())
     assert "npy" in best_per_column(fr)[("train_samples_per_s", "warm")]  # unflagged, it would win
+
+
+def test_streaming_is_held_to_the_streaming_baseline_and_an_all_flagged_pick_says_so(tmp_path):
+    # shuffled figures against the shuffled baseline, streaming against streaming: hdf5 streams
+    # faster than memory *shuffles* (no flag) but not faster than memory streams; npy's stream
+    # beats memory's streaming (flagged)
+    _store(tmp_path, {"memory": {"train_samples_per_s": [20e3, 21e3, 22e3], "native_samples_per_s": [40e3, 41e3, 42e3]},
+                      "hdf5": {"native_samples_per_s": [30e3, 31e3, 32e3]},
+                      "npy": {"native_samples_per_s": [60e3, 61e3, 62e3]}})
+    fr = frame(load([tmp_path]))
+    keys = trust.flagged_keys(fr, {})
+    assert keys == {("npy", "native_samples_per_s", "warm")}
+    assert {r.use: r for r in recommend(fr, keys)}["streaming training"].case == "hdf5"
+    only_npy = {k for k in keys} | {("hdf5", "native_samples_per_s", "warm")}
+    rec = {r.use: r for r in recommend(fr, only_npy)}["streaming training"]
+    assert rec.case is None and "flagged" in rec.reason and "not measured" not in rec.reason
 
 
 def test_units_on_a_busy_machine_are_named(tmp_path):

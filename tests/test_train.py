@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import make_split
-from fmtbench.formats import cases, get_case, missing_dependency
-from fmtbench.workloads.native import hdf5_block_rows
+from fmtbench.formats import Reader, cases, get_case, missing_dependency
+from fmtbench.formats._tfdata import scan_stream
+from fmtbench.formats.hdf5 import stream_rows as hdf5_block_rows
 from fmtbench.workloads.train import epoch_batches, native_pipeline, train_case, train_in_memory
 
 if importlib.util.find_spec("tensorflow") is None:  # checked without paying for the import
@@ -50,10 +51,15 @@ def _written(case_id, split, tmp_path):
 
 
 class Faulty:
-    """A reader wrapper that serves the wrong data with the right shape."""
+    """A reader wrapper that serves the wrong data with the right shape, through the same
+    shared-order pipeline as every reader."""
+
+    thread_safe = False
+    tf_batches = Reader.tf_batches
 
     def __init__(self, reader, fault):
         self.reader, self.fault, self.image_shape = reader, fault, reader.image_shape
+        self.image_dtype = reader.image_dtype
 
     def __len__(self):
         return len(self.reader)
@@ -87,7 +93,9 @@ def _one_per_format() -> list[str]:
     first: dict[str, str] = {}
     for c in cases(full=False):
         first.setdefault(c.name, c.case_id)
-    return list(first.values())
+    # and the formats whose adapters bring their own pipeline: TFRecord parses in the graph,
+    # contiguous HDF5 is gathered from its mapped bytes, a thread-safe NPY reads two at a time
+    return sorted(set(first.values()) | {"hdf5", "tfrecord", "tfrecord/gzip", "npy"})
 
 
 # (not `case_id`: conftest parametrizes that name over the conformance grid)
@@ -100,6 +108,7 @@ def test_every_case_trains_to_the_baseline_weights(train_case_id, splits, baseli
     assert result.final_loss == baseline.final_loss
     assert len(result.data_wait_share) == 2
     assert all(0 <= w <= 1 for w in result.data_wait_share + result.data_read_share)
+    assert "tf.data thread" in result.pipeline
 
 
 def test_another_seed_gives_other_weights(splits, baseline):
@@ -119,6 +128,23 @@ def test_native_pipeline_runs(native_case_id, splits, tmp_path):
     case, path = _written(native_case_id, splits[0], tmp_path)
     out = native_pipeline(case, path, model="mlp", batch_size=64, steps=12, seed=0)
     assert out["samples_per_s"] > 0 and out["steps"] == 12 and out["order_identical"] is False
+
+
+def test_a_format_brings_its_own_streaming_pipeline(splits, tmp_path):
+    # native_pipeline knows no format: it runs whatever the adapter's native_dataset returns
+    npy = get_case("npy")
+    path = npy.write(splits[0], npy.default_path(tmp_path)).path
+    calls = []
+
+    class Own(type(npy)):
+        def native_dataset(self, path, batch_size, shuffle_buffer, seed):
+            calls.append((batch_size, shuffle_buffer, seed))
+            native = scan_stream(self.open(path), batch_size, shuffle_buffer, seed, block=256)
+            native.describe = "its own"
+            return native
+
+    out = native_pipeline(Own(), path, model="mlp", batch_size=32, steps=4, seed=3, shuffle_buffer=100)
+    assert calls == [(32, 100, 3)] and out["pipeline"] == "its own"
 
 
 @pytest.mark.parametrize("chunk, rows", [(None, 1024), (1, 1024), (64, 1024), (1000, 2000), (4096, 4096)])

@@ -1,20 +1,25 @@
 """The train workload: real Keras ``model.fit`` fed from a case's Reader, one seeded order for all.
 
-Epoch ``e`` uses ``np.random.default_rng([seed, e]).permutation(n)`` cut into full batches (the
-last partial one dropped; ``steps_per_epoch`` keeps the first that many). A case feeds a
-``keras.utils.PyDataset`` (workers=1) whose ``__getitem__(i)`` is ``scale(reader.read(batch_i))``;
-the in-memory baseline gathers the same permutation into ``from_tensor_slices(...).batch(...)``
-``.map(tf_scale)``. With Keras/TF determinism on, every path ends with byte-identical weights
-(``weights_digest``) for equal thread counts (1 and 2 intra-op threads give other digests).
+This answers "what does shuffled random-access training cost from this format?" (the
+`native` workload answers the streaming question). Epoch ``e`` uses
+``np.random.default_rng([seed, e]).permutation(n)`` cut into full batches (the last partial one
+dropped; ``steps_per_epoch`` keeps the first that many). A case feeds the reader's own tf.data
+pipeline over all epochs' batches (`Reader.tf_batches`): by default each batch is
+``reader.read(batch)`` inside ``tf.numpy_function`` on a tf.data thread, prefetched, so reads
+overlap the train step (several in flight for thread-safe readers); TFRecord parses in the
+graph, contiguous HDF5 gathers from its mapped bytes. Then the graph scale `tf_scale` and
+``prefetch``. The in-memory baseline gathers the same permutation into
+``from_tensor_slices(...).batch(...)``. With Keras/TF determinism on, every path ends with
+byte-identical weights (``weights_digest``) for equal thread counts (1 and 2 intra-op threads
+give other digests).
 
 Timing: ``epoch_s`` is ``on_epoch_begin`` to ``on_epoch_end``; the step is traced on a zero
-batch first (weights and optimizer state restored), so no epoch pays for tracing. Keras pulls the
-PyDataset through ``tf.data.Dataset.from_generator`` on a tf.data thread (readers must allow
-that); measured, ``__getitem__(i)`` starts only once step i has begun (Keras's prefetch does not
-run a Python generator ahead), so every read adds to step time. ``data_wait_share``: per step
-``batch ready - step begin`` (feeder timestamp vs ``on_train_batch_begin``, floored at 0),
-summed, over ``epoch_s``: it includes the hand-off into the feeder. ``data_read_share``: time in
-``__getitem__`` over ``epoch_s``. Neither exists for the in-graph baseline (empty lists).
+batch first (weights and optimizer state restored), so no epoch pays for tracing.
+``data_wait_share``: per step ``batch ready - step begin`` (when the reader returned the batch,
+from the pipeline's `Probe`, vs ``on_train_batch_begin``, floored at 0), summed, over
+``epoch_s``: near zero when reads keep ahead of the model. ``data_read_share``: seconds inside
+reader calls during the epoch over ``epoch_s`` (above 1 is possible with parallel reads).
+Neither exists for the in-graph baseline (empty lists).
 TensorFlow is imported inside functions only; ``threads`` applies only before TF initializes.
 """
 from __future__ import annotations
@@ -54,6 +59,7 @@ class TrainResult:
     final_accuracy: float = float("nan")
     weights_digest: str = ""
     threads: tuple[int, int] = (0, 0)  # (intra, inter) op threads; 0 is TF's default
+    pipeline: str = ""  # the input pipeline, in words
 
 
 def epoch_batches(n: int, batch_size: int, epoch: int, seed: int,
@@ -144,46 +150,17 @@ def weights_digest(net: Any) -> str:
     return h.hexdigest()
 
 
-def _make_feeder(reader: Any, model: str, batch_size: int, steps: int | None, seed: int) -> Any:
-    """A PyDataset over `reader` in the shared order, recording its own read times."""
-    import keras
-
-    class Feeder(keras.utils.PyDataset):
-        """Batch i of the current epoch: ``scale(reader.read(order[i]))``."""
-
-        def __init__(self) -> None:
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.set_epoch(0)
-
-        def set_epoch(self, epoch: int) -> None:
-            self.order = epoch_batches(len(reader), batch_size, epoch, seed, steps)
-            self.ready = [float("inf")] * len(self.order)
-            self.busy = 0.0
-
-        def __len__(self) -> int:
-            return len(self.order)
-
-        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-            t0 = time.perf_counter()
-            images, labels = reader.read(self.order[i])
-            images = scale(images, model)
-            self.ready[i] = t1 = time.perf_counter()
-            self.busy += t1 - t0
-            return images, labels
-
-    return Feeder()
-
-
-def epoch_timer(result: TrainResult, feeder: Any | None) -> Any:
-    """A callback that sets the feeder's epoch and records epoch time and data wait."""
+def epoch_timer(result: TrainResult, probe: Any | None = None) -> Any:
+    """A callback that records epoch time and, with a pipeline `probe`, data wait and read share."""
     import keras
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            if feeder is not None:
-                feeder.set_epoch(epoch)
+            self.first = epoch * result.steps_per_epoch  # the global index of this epoch's batch 0
             self.begin: list[float] = []
             self.t0 = time.perf_counter()
+            if probe is not None:
+                probe.take_busy()  # reads done before this epoch (prefetch) are not its share
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
             self.begin.append(time.perf_counter())
@@ -192,10 +169,11 @@ def epoch_timer(result: TrainResult, feeder: Any | None) -> Any:
             dt = time.perf_counter() - self.t0
             result.epoch_s.append(dt)
             result.samples_per_s.append(len(self.begin) * result.batch_size / dt)
-            if feeder is not None:
-                wait = sum(max(0.0, r - b) for r, b in zip(feeder.ready, self.begin))
+            if probe is not None:
+                ready = probe.ready
+                wait = sum(max(0.0, ready.get(self.first + b, b0) - b0) for b, b0 in enumerate(self.begin))
                 result.data_wait_share.append(wait / dt)
-                result.data_read_share.append(feeder.busy / dt)
+                result.data_read_share.append(probe.take_busy() / dt)
 
     return Timer()
 
@@ -207,16 +185,35 @@ def _finish(net: Any, result: TrainResult, test: Split) -> TrainResult:
     return result
 
 
+def shared_order(n: int, batch_size: int, epochs: int, seed: int,
+                 steps_per_epoch: int | None = None) -> np.ndarray:
+    """Every epoch's batches, one after another: (epochs * steps, batch_size) sample indices."""
+    return np.concatenate([epoch_batches(n, batch_size, e, seed, steps_per_epoch) for e in range(epochs)])
+
+
 def train_case(reader: Any, test: Split, *, model: str = "mlp", epochs: int = 1,
                batch_size: int | None = None, steps_per_epoch: int | None = None,
                seed: int = 0, threads: int | None = None, source: str = "case") -> TrainResult:
-    """Train `model` on every sample of `reader` in the shared seeded order; evaluate on `test`."""
+    """Train `model` on `reader` in the shared seeded order through the reader's own tf.data
+    pipeline (`Reader.tf_batches`: reads overlap the train step); evaluate on `test`."""
+    import tensorflow as tf
+
+    from fmtbench.formats._tfdata import Probe
+
     bs = batch_size_for(model, batch_size)
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
     used = configure_tf(seed, threads)
-    feeder = _make_feeder(reader, model, bs, steps_per_epoch, seed)
+    order = shared_order(len(reader), bs, epochs, seed, steps_per_epoch)
+    steps = len(order) // epochs
+    probe = Probe()
+    cnn = model == "cnn" and len(reader.image_shape) == 2
+    ds = reader.tf_batches(order, probe).map(lambda x, y: (tf_scale(tf, x, cnn), y))
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     net = build_model(model, tuple(reader.image_shape), bs)
-    result = TrainResult(source, model, epochs, len(feeder), bs, seed, threads=used)
-    net.fit(feeder, epochs=epochs, verbose=0, shuffle=False, callbacks=[epoch_timer(result, feeder)])
+    result = TrainResult(source, model, epochs, steps, bs, seed, threads=used, pipeline=probe.pipeline)
+    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
+            callbacks=[epoch_timer(result, probe)])
     return _finish(net, result, test)
 
 
@@ -239,9 +236,10 @@ def train_in_memory(train: Split, test: Split, *, model: str = "mlp", epochs: in
     ds = ds.map(lambda x, y: (tf_scale(tf, x, cnn), y)).prefetch(tf.data.AUTOTUNE)
     steps = len(idx) // bs
     net = build_model(model, train.image_shape, bs)
-    result = TrainResult("in-memory", model, epochs, steps, bs, seed, threads=used)
+    result = TrainResult("in-memory", model, epochs, steps, bs, seed, threads=used,
+                         pipeline="from_tensor_slices(gathered arrays) + prefetch")
     net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
-            callbacks=[epoch_timer(result, None)])
+            callbacks=[epoch_timer(result)])
     return _finish(net, result, test)
 
 
@@ -255,7 +253,7 @@ def native_pipeline(case: Any, path: Any, **kwargs: Any) -> dict[str, Any]:
 def train_observations(result: TrainResult, baseline: str | None) -> list[Observation]:
     """Observations of a TrainResult; `extra` carries the weights digest and its check."""
     extra = {"weights_digest": result.weights_digest, "model": result.model, "epochs": result.epochs,
-             "threads": result.threads,
+             "threads": result.threads, "pipeline": result.pipeline,
              "batch_size": result.batch_size, "steps_per_epoch": result.steps_per_epoch,
              "weights_match_baseline": None if baseline is None else result.weights_digest == baseline}
     obs = [

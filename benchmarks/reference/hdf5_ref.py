@@ -1,7 +1,8 @@
 """HDF5 with h5py alone, opened with the chunk cache the case asks for.
 
 The file is opened through a low-level file-access property list: ``rdcc_nbytes`` = the
-case's cache (its ``cacheN`` token in the file's ``case`` attribute, else HDF5's 1 MiB),
+case's cache (its ``cacheN`` token in the file's ``case`` attribute, else HDF5's 1 MiB;
+``cache0``: none; ``cacheauto``: every chunk of both datasets uncompressed, at most 1/4 of RAM),
 ``rdcc_nslots`` = the first prime >= cache/512, and no sieve buffer (HDF5's 64 KiB sieve makes
 every random contiguous row a 64 KiB read) -- the settings an HDF5 expert picks for random
 rows. One index: ``dset[i:i + 1]``. A batch: sorted unique indices, then contiguous data in
@@ -35,8 +36,12 @@ class Reference:
         self._np = np
         with h5py.File(path, "r") as f:
             case = bytes(f.attrs.get("case", b"")).decode()
+            working_set = sum(d.size // d.shape[0] * d.dtype.itemsize * d.chunks[0] * -(-d.shape[0] // d.chunks[0])
+                              for d in (f["images"], f["labels"]) if d.chunks and d.shape[0])
         m = re.search(r"(?:^|[/-])cache(\d+)([kmg]?)(?:-|$)", case)
         cache = int(m.group(1)) * _UNITS[m.group(2)] if m else 1 << 20
+        if re.search(r"(?:^|[/-])cacheauto(?:-|$)", case):
+            cache = min(working_set, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4)
         fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
         mdc, _, _, w0 = fapl.get_cache()
         fapl.set_cache(mdc, _prime_at_least(cache // 512), cache, w0)

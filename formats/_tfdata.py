@@ -1,0 +1,123 @@
+"""tf.data input pipelines over a Reader: the defaults behind the adapters' training hooks.
+
+Two questions, two pipelines (an adapter may override either with its library's best practice):
+
+* **Shared order** (`Reader.tf_batches`): the identical seeded batch order for every case, so
+  training ends in identical weights. `indexed_batches` maps each batch's indices through
+  ``tf.numpy_function(reader.read)``, ``deterministic=True`` and prefetched, so reads run on a
+  tf.data thread ahead of the train step (which runs in C++ without the GIL): reads overlap
+  compute. Several reads are in flight at once only for readers that declare ``thread_safe``;
+  the others get one at a time (a reader must not be tied to the thread that opened it, but
+  need not take concurrent calls).
+* **Streaming** (`Adapter.native_dataset`): the format's own order, as fast as it goes
+  (`from_batches` + a shuffle buffer over samples is the default, fed by ``reader.scan``).
+
+Both yield (images in the stored dtype, int64 labels); scaling to float32 happens after, in
+the graph, identically for every case (`fmtbench.workloads.train.tf_scale`).
+TensorFlow is imported inside functions only.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Reads in flight at once for a thread-safe reader: more than the cores only queue here.
+PARALLEL_READS = 2
+
+
+@dataclass
+class Probe:
+    """When each batch of a pipeline was ready and how long its reads took (for data-wait shares).
+
+    ``ready[g]`` is the perf_counter time batch ``g`` (counted over all epochs) left the reader;
+    ``busy`` the summed seconds inside the reader calls, which may exceed the wall time when
+    reads run in parallel.
+    """
+
+    ready: dict[int, float] = field(default_factory=dict)
+    busy: float = 0.0
+    pipeline: str = ""  # what the pipeline does, in words (set by whoever builds it)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, g: int, t0: float, t1: float) -> None:
+        with self._lock:
+            self.ready[g] = t1
+            self.busy += t1 - t0
+
+    def take_busy(self) -> float:
+        """The reader seconds since the last call (one epoch's share), reset to zero."""
+        with self._lock:
+            busy, self.busy = self.busy, 0.0
+        return busy
+
+
+def indexed_batches(read: Callable[[np.ndarray], tuple[np.ndarray, ...]], batches: np.ndarray,
+                    signature: tuple[tuple[Any, tuple[int | None, ...]], ...], *, parallel: int = 1,
+                    probe: Probe | None = None, describe: str = "reader.read") -> Any:
+    """tf.data elements ``read(batches[g])`` for g = 0, 1, ... in order, read ahead of the consumer.
+
+    `read` takes a 1-D int64 index array and returns arrays matching `signature` ((dtype, shape)
+    per output; a dtype may be ``object`` for bytes, which become tf.string); `parallel` reads
+    may be in flight at once, the output order stays that of `batches`.
+    """
+    import tensorflow as tf
+
+    batches = np.ascontiguousarray(batches, dtype=np.int64)
+
+    def fetch(g: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        t0 = time.perf_counter()
+        out = read(idx)
+        if probe is not None:
+            probe.record(int(g), t0, time.perf_counter())
+        return out
+
+    types = [tf.string if np.dtype(d) == object else tf.as_dtype(np.dtype(d)) for d, _ in signature]
+
+    def mapped(g: Any, idx: Any) -> tuple[Any, ...]:
+        out = tf.numpy_function(fetch, [g, idx], types, stateful=False)
+        return tuple(tf.ensure_shape(t, shape) for t, (_, shape) in zip(out, signature))
+
+    parallel = max(1, int(parallel))
+    if probe is not None:
+        probe.pipeline = f"{describe} on a tf.data thread, {parallel} in flight, prefetched"
+    steps = np.arange(len(batches), dtype=np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((steps, batches))
+    return ds.map(mapped, num_parallel_calls=parallel, deterministic=True)
+
+
+def from_batches(gen: Callable[[], Iterator[Any]], shape: tuple[int, ...], dtype: np.dtype,
+                 batch_size: int, buffer: int, seed: int) -> Any:
+    """Batches from a Python generator -> samples -> shuffle buffer -> full batches, endless."""
+    import tensorflow as tf
+
+    spec = (tf.TensorSpec((None, *shape), tf.as_dtype(dtype)), tf.TensorSpec((None,), tf.int64))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=spec).unbatch().repeat()
+    return ds.shuffle(buffer, seed=seed).batch(batch_size, drop_remainder=True)
+
+
+@dataclass
+class Native:
+    """A streaming pipeline: an endless tf.data Dataset of full (images, labels) batches in the
+    stored dtype, the image shape, what it does in words, and how to release what it opened."""
+
+    dataset: Any
+    image_shape: tuple[int, ...]
+    describe: str
+    close: Callable[[], None]
+
+
+def scan_stream(reader: Any, batch_size: int, buffer: int, seed: int, block: int = 1024) -> Native:
+    """The default streaming pipeline: ``reader.scan`` in file order through from_generator,
+    then a shuffle buffer over samples. `reader` is closed by `Native.close`."""
+    shape = tuple(reader.image_shape)
+
+    def scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield from reader.scan(block)
+
+    ds = from_batches(scan, shape, reader.image_dtype, batch_size, buffer, seed)
+    return Native(ds, shape, f"from_generator(reader.scan({block})) + shuffle buffer", reader.close)
