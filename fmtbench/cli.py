@@ -256,10 +256,15 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @main.command("run")
 @_dataset_options
 @click.option("--cases", "-c", "case_patterns", multiple=True,
-              help="Case ids or patterns (repeatable; default: the profile's cases).")
+              help="Case ids or patterns (repeatable; default: the profile's cases); checkpoint ids "
+                   "such as 'checkpoint/cnn/keras' or 'checkpoint/mlp/*' pick the checkpoint workload's.")
 @click.option("--workloads", "-w", default=",".join(("write", "scan", "random", "train", "native")),
               show_default=True, help="Comma-separated: write, scan, random, train (shared seeded order), "
-                                      "native (each format's own streaming pipeline).")
+                                      "native (each format's own streaming pipeline), readers (1-8 concurrent "
+                                      "readers as threads and processes; not in the default list: 4-20 s a "
+                                      "unit-round), checkpoint (Keras model save and load, warm and cold: "
+                                      ".keras, .h5, .weights.h5, h5py layouts; not in the default list: ~1 "
+                                      "min a round).")
 @click.option("--profile", "-p", "profile_name", type=click.Choice(["quick", "default", "full"]),
               default="default", show_default=True,
               help="quick: representative cases on 4,000 samples (minutes); default: every case on the "
@@ -278,6 +283,12 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--executor", "executor_name", type=click.Choice(["local", "inline"]), default="local",
               show_default=True, help="local: a fresh worker process per unit (every figure from the same "
                                       "process state); inline: all in this process (debugging only).")
+@click.option("--cluster", "cluster", default=None, metavar="ADDRESS",
+              help="Run the units on a Dask cluster: a scheduler address (tcp://host:8786), or local:N "
+                   "for N local workers. One unit per worker at a time; README: 'Running on a cluster'.")
+@click.option("--data-dir", "data_root", type=click.Path(file_okay=False), default=None,
+              help="Where case files live (default: RESULTS/data). With --cluster, the path on every "
+                   "worker: shared storage is written once and read by all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every index order and of training.")
 @click.option("--model", type=click.Choice(["mlp", "cnn"]), default=None,
               help="Model of the train workload (default: the profile's, mlp). cnn is the seed's "
@@ -289,7 +300,8 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--no-report", is_flag=True, help="Only measure; render later with `fmtbench report`.")
 def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
             workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
-            rounds: int | None, repeats: int | None, executor_name: str, seed: int, model: str | None,
+            rounds: int | None, repeats: int | None, executor_name: str, cluster: str | None,
+            data_root: str | None, seed: int, model: str | None,
             train_steps: int | None, report_path: str, no_report: bool) -> None:
     """Measure write, scan, random access and training for every chosen case, then report.
 
@@ -305,6 +317,8 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     from fmtbench.profiles import get_profile
     from fmtbench.results import ResultStore
     from fmtbench.runner import Plan, Runner, check_workloads, measure_limits
+    from fmtbench.workloads.checkpoint import is_checkpoint
+    from fmtbench.workloads.checkpoint import select as checkpoint_cases
 
     profile = get_profile(profile_name)
     if rounds:
@@ -319,7 +333,13 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         profile = dataclasses.replace(profile, train_steps=train_steps)
     caches = profile.caches
     chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()])
-    chosen = cases(case_patterns or None, full=profile.full_grid)
+    ck_patterns = [p for p in case_patterns if is_checkpoint(p)]
+    fmt_patterns = [p for p in case_patterns if not is_checkpoint(p)]
+    if ck_patterns and "checkpoint" not in chosen_workloads:
+        raise FmtbenchError(f"{ck_patterns[0]} is a checkpoint case: add the workload (-w checkpoint)")
+    chosen = cases(fmt_patterns or None, full=profile.full_grid) if fmt_patterns or not ck_patterns else []
+    checkpoints = (checkpoint_cases(ck_patterns, profile) if "checkpoint" in chosen_workloads
+                   and (ck_patterns or not fmt_patterns) else [])
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
     store.claim()  # and if another run is writing it
     if resume:
@@ -333,15 +353,24 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         "raw_pass_median_s": overhead.raw.median, "timer_floor_s": overhead.timer_floor_s,
         "bookkeeping_s": overhead.bookkeeping_s,
     }
-    executor = EXECUTORS[executor_name]()
+    data_root = Path(data_root or Path(results_dir) / "data")
+    if cluster:
+        from fmtbench.cluster import DaskExecutor
+
+        if executor_name != "local":
+            raise click.UsageError("--cluster runs every unit in a fresh process on a worker: drop --executor")
+        data_root = data_root.absolute()  # the same path on every worker
+        executor = DaskExecutor(cluster, data_root)
+    else:
+        executor = EXECUTORS[executor_name]()
     machine["executor"] = executor.describe()
-    machine["limits"] = measure_limits(executor, profile, Path(results_dir) / "data", seed)
+    machine["limits"] = measure_limits(executor, profile, data_root, seed)
     store.start_run(machine, argv=sys.argv, profile=profile.as_dict(), dataset=ds.name,
                     dataset_digest=ds.digest)
     # The main dataset through every chosen case; then (full profile) how costs grow with N,
     # on seeded synthetic data through the representative cases, without training.
-    jobs = [(lambda: ds, Plan(chosen, chosen_workloads, caches))]
-    scaling = tuple(w for w in chosen_workloads if w != "train")
+    jobs = [(lambda: ds, Plan(chosen, chosen_workloads, caches, checkpoints))]
+    scaling = tuple(w for w in chosen_workloads if w not in ("train", "checkpoint"))
     for size in profile.sizes if scaling else ():
         jobs.append((lambda size=size: dataclasses.replace(
             _load_dataset("synthetic", None, size), name=f"synthetic-{size}"),
@@ -360,12 +389,23 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
 
         for load, plan in jobs:
             data = load()  # one scaling dataset in memory at a time
-            data_dir = Path(results_dir) / "data" / f"{data.name}-{data.digest[:12]}"
+            data_dir = data_root / f"{data.name}-{data.digest[:12]}"
+            source = ({"name": ds.name if dataset == "auto" else dataset,
+                       "path": dataset_path and str(Path(dataset_path).absolute()),
+                       "n": n if n is not None else profile.n} if data is ds
+                      else {"name": "synthetic", "path": None, "n": len(data.train)})
             Runner(data, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance,
-                   executor=executor, on_note=note).run(plan)
+                   executor=executor, on_note=note, source=source).run(plan)
             if data is not ds:
                 shutil.rmtree(data_dir, ignore_errors=True)  # scaling files can be gigabytes
     click.echo(summary_table(store))
+    if cluster:
+        from fmtbench.cluster import hosts_table, units_per_worker
+
+        click.echo("unit-rounds per worker: " + ", ".join(f"{w} {k}" for w, k in
+                                                         units_per_worker(store.records()).items()))
+        click.echo(hosts_table([store.path]) or "", nl=False)
+        executor.close()
     click.echo(f"results: {store.path}", err=True)
     if not no_report:
         from fmtbench.reports.render import write_report
@@ -386,6 +426,8 @@ def summary_table(store) -> str:
     rows: dict[str, dict[str, float]] = {}
     failures = []
     for row in results.rows:
+        if row.workload == "checkpoint":
+            continue  # a table of its own, below
         if row.metric == "epoch_s" and row.extra.get("weights_match_baseline") is False:
             failures.append(f"WEIGHTS DIFFER {row.case}: training through it did not reproduce "
                             f"the in-memory baseline's weights, so its batches were not identical")
@@ -404,7 +446,9 @@ def summary_table(store) -> str:
     for case, vals in rows.items():
         cells = [f"{vals[k] * f:>10.4g}" if k in vals else f"{'-':>10}" for k, _, f in cols]
         lines.append(f"{case:<{width}} " + " ".join(cells))
-    return "\n".join(lines + failures)
+    from fmtbench.reports.checkpoint import text_lines
+
+    return "\n".join((lines if rows else []) + text_lines(results) + failures)
 
 
 from fmtbench.reports.asv_history import asv_report_cmd  # noqa: E402  (both light to import)

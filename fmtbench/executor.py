@@ -62,6 +62,8 @@ class DataRef:
     name: str
     digest: str
     train_len: int
+    # How to load it by name where `folder` holds no copy (a cluster worker): {"name", "path", "n"}
+    source: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ class Executor(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+    # Optional, for executors that run several units at once (`fmtbench.cluster.DaskExecutor`):
+    # run_many(tasks) -> Iterator[tuple[Task, Outcome]], each pair as it finishes. The runner
+    # uses it where present; without it, units run one at a time through run().
 
 
 def _environment() -> dict[str, str]:

@@ -21,6 +21,22 @@ class Metric:
         return a > b if self.better == "higher" else a < b
 
 
+#: the concurrent-readers grid (a profile picks its counts among READER_COUNTS): one metric per point
+READER_PATTERNS = ("random", "scan")
+READER_MODES = ("processes", "threads")
+READER_COUNTS = (1, 2, 4, 8)
+
+
+def readers_metric(pattern: str, mode: str, n: int) -> str:
+    """The metric of `n` concurrent readers (threads or processes) reading random batches or shards."""
+    return f"readers_{pattern}_{mode}{n}_samples_per_s"
+
+
+def _readers_label(pattern: str, mode: str, n: int) -> str:
+    what = "random batches" if pattern == "random" else "disjoint shards"
+    return f"{what}, {n} reader {mode if n > 1 else {'processes': 'process', 'threads': 'thread'}[mode]}"
+
+
 _METRICS = [
     # write
     Metric("write_s", "s", "lower", "write time"),
@@ -45,6 +61,15 @@ _METRICS = [
     Metric("final_loss", "", "lower", "final test loss"),
     Metric("final_accuracy", "", "higher", "final test accuracy"),
     Metric("native_samples_per_s", "samples/s", "higher", "streaming-training throughput"),
+    # concurrent readers: aggregate over all readers (latency percentiles in each record's extra)
+    *(Metric(readers_metric(p, m, n), "samples/s", "higher", _readers_label(p, m, n))
+      for p in READER_PATTERNS for m in READER_MODES for n in READER_COUNTS),
+    Metric("readers_fork_after_open_samples_per_s", "samples/s", "higher",
+           "random batches, processes sharing a handle opened before fork"),
+    # checkpoints: a Keras model saved (durable: fsynced) and loaded, warm or cold
+    Metric("checkpoint_save_s", "s", "lower", "checkpoint save time (fsynced)"),
+    Metric("checkpoint_load_s", "s", "lower", "checkpoint load time"),
+    Metric("checkpoint_bytes", "bytes", "lower", "checkpoint file size"),
     # limits of the machine (provenance, not cases): no reader can beat them
     Metric("memcpy_mb_per_s", "MB/s", "higher", "memcpy bandwidth"),
     Metric("page_cache_read_mb_per_s", "MB/s", "higher", "read(2) of a page-cached file"),

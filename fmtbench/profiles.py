@@ -28,6 +28,14 @@ class Profile:
     train_batch: int
     native_steps: int
     sizes: tuple[int, ...] = ()  # synthetic scaling sizes (full profile)
+    # readers workload: concurrent reader counts (among metrics.READER_COUNTS), the seconds every
+    # point reads for (16 points and a fork-after-open probe per unit-round), the probe's readers
+    readers_counts: tuple[int, ...] = (1, 2, 4, 8)
+    readers_window_s: float = 0.25
+    readers_fork_count: int = 2
+    # checkpoint workload: its models and variants ("representative" or "all", see workloads.checkpoint)
+    checkpoint_models: tuple[str, ...] = ("mlp", "cnn")
+    checkpoint_grid: str = "representative"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -43,14 +51,16 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), rounds=3, repeats=3, write_repeats=1, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=50, random_batch_size=64,
-                     train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20),
+                     train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20,
+                     checkpoint_models=("mlp",)),
     "default": Profile("default", n=None, full_grid=True, caches=("warm",), rounds=3, repeats=1, write_repeats=1,
                        warmup=1, scan_batch=1024, random_singles=200, random_batches=10, random_batch_size=64,
                        train_model="mlp", train_epochs=1, train_steps=40, train_batch=128, native_steps=60),
     "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), rounds=7, repeats=3, write_repeats=1, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
-                    sizes=(10_000, 100_000, 1_000_000)),
+                    sizes=(10_000, 100_000, 1_000_000), readers_window_s=1.0,
+                    checkpoint_grid="all"),
 }
 
 

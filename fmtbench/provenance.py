@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -119,6 +120,7 @@ def collect(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     libraries["hdf5"] = hdf5["version"]
     libraries["sqlite"] = sqlite3.sqlite_version
     return {
+        "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

@@ -14,7 +14,8 @@ Schema (``SCHEMA_VERSION = 2``; version 1 had no rounds). Every record has ``sch
   ``fmtbench.metrics.METRICS``), ``cache`` ("warm", "cold" or "n/a"), ``unit`` and ``better``
   (copied from the metrics table, never given by the caller), ``values`` (every repeat),
   ``median``, ``q1``, ``q3``, ``ci_low``, ``ci_high`` (95% CI of the median, see
-  ``fmtbench.stats``), ``n``, ``round`` (which interleaved round measured it; the runner stores
+  ``fmtbench.stats``), ``n``, ``host`` (the machine that measured it; absent in older stores),
+  ``round`` (which interleaved round measured it; the runner stores
   one value per round, and readers combine the rounds of a unit into one figure), and ``extra``
   (a dict: residency, read_bytes, index cost, ``inner`` (the in-process repeats whose median
   is the value), ``machine`` (load average and others' CPU share around the unit), ...).
@@ -210,7 +211,7 @@ class ResultStore:
     def add_measurement(self, case: str, workload: str, metric: str, cache: str,
                         values: Sequence[float], dataset: str, dataset_digest: str,
                         extra: Mapping[str, Any] | None = None, round: int = 0,
-                        config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                        config: Mapping[str, Any] | None = None, host: str | None = None) -> dict[str, Any]:
         """Summarize `values` and store them; unit and direction come from the metrics table.
         `config` is the case's full configuration (every option, defaults included), so a
         report reads what was measured even after an option is renamed."""
@@ -224,10 +225,11 @@ class ResultStore:
             "metric": m.name, "cache": cache, "unit": m.unit, "better": m.better,
             "values": s.values, "median": s.median, "q1": s.q1, "q3": s.q3,
             "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "round": round, "extra": dict(extra or {}),
+            **({} if host is None else {"host": host}),
         })
 
     def add_failure(self, case: str, workload: str, cache: str, error: BaseException | Mapping[str, str],
-                    dataset: str | None = None, round: int = 0) -> dict[str, Any]:
+                    dataset: str | None = None, round: int = 0, host: str | None = None) -> dict[str, Any]:
         """Record that a unit failed: the error's type and message and the tail of its traceback
         (an exception, or the {"type", "message", "traceback"} a worker sent back)."""
         _check_cache(cache)
@@ -238,7 +240,7 @@ class ResultStore:
         return self.append({
             "kind": "failure", "case": case, "dataset": dataset, "workload": workload, "cache": cache,
             "round": round, "error": {"type": error["type"], "message": error["message"]},
-            "traceback": error.get("traceback", ""),
+            "traceback": error.get("traceback", ""), **({} if host is None else {"host": host}),
         })
 
     def add_skip(self, case: str, workload: str, cache: str, reason: str,

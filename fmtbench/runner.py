@@ -15,6 +15,8 @@ repeats), or its failure, then a "done" record; `resume=True` skips unit-rounds 
 """
 from __future__ import annotations
 
+import dataclasses
+import socket
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,8 +30,9 @@ from fmtbench.executor import DataRef, Executor, LocalExecutor, Outcome, Task, U
 from fmtbench.formats import Adapter, missing_dependency
 from fmtbench.profiles import Profile
 from fmtbench.results import ResultStore
+from fmtbench.workloads.checkpoint import is_checkpoint
 
-WORKLOADS = ("write", "scan", "random", "train", "native")
+WORKLOADS = ("write", "scan", "random", "train", "native", "readers", "checkpoint")
 CACHES = ("warm", "cold")
 BASELINE = "memory"  # the case id of the in-memory training baseline
 _ORDER_SALT = 7919  # keeps the round order's random stream apart from the workloads' index streams
@@ -45,11 +48,16 @@ def check_workloads(names: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass
 class Plan:
-    """The cases, workloads and caches of a run; `units()` lists them once (rounds repeat them)."""
+    """The cases, workloads and caches of a run; `units()` lists them once (rounds repeat them).
+
+    `checkpoints` are the checkpoint workload's cases (``checkpoint/<model>/<variant>``): no
+    format, no file to prepare; they load both warm and cold, whatever `caches` says.
+    """
 
     cases: list[Adapter]
     workloads: tuple[str, ...]
     caches: tuple[str, ...]
+    checkpoints: Sequence[str] = ()
 
     def units(self) -> list[tuple[str, str, str]]:
         out = []
@@ -57,9 +65,11 @@ class Plan:
             if w in self.workloads:
                 out.append((BASELINE, w, "warm"))
         for case in self.cases:
-            for w in self.workloads:
+            for w in (w for w in self.workloads if w != "checkpoint"):
                 for c in (("n/a",) if w == "write" else ("warm",) if w in ("train", "native") else self.caches):
                     out.append((case.case_id, w, c))
+        if "checkpoint" in self.workloads:
+            out += [(case_id, "checkpoint", c) for case_id in self.checkpoints for c in CACHES]
         return out
 
 
@@ -76,9 +86,11 @@ class Runner:
 
     def __init__(self, dataset: Dataset, profile: Profile, store: ResultStore, data_dir: Path,
                  seed: int = 0, resume: bool = False, on_unit: Callable[[str], None] | None = None,
-                 executor: Executor | None = None, on_note: Callable[[str], None] | None = None):
+                 executor: Executor | None = None, on_note: Callable[[str], None] | None = None,
+                 source: dict | None = None):
         self.ds, self.profile, self.store, self.seed = dataset, profile, store, seed
         self.data_dir = Path(data_dir)
+        self.source = source  # how a cluster worker loads the dataset by name: {"name", "path", "n"}
         self.done = store.done_keys() if resume else set()
         self.on_unit = on_unit or (lambda label: None)
         self.on_note = on_note or (lambda label: None)
@@ -100,6 +112,10 @@ class Runner:
         """The case's full configuration, stored with each of its measurements."""
         from fmtbench.formats import get_case
 
+        if is_checkpoint(case_id):
+            from fmtbench.workloads.checkpoint import config
+
+            return config(case_id)
         return {} if case_id == BASELINE else get_case(case_id).config
 
     def _path(self, case_id: str) -> Path:
@@ -112,7 +128,11 @@ class Runner:
         if self._data is None:
             from fmtbench.worker import save_dataset
 
-            self._data = save_dataset(self.ds, self.data_dir / "_dataset")
+            self._data = dataclasses.replace(save_dataset(self.ds, self.data_dir / "_dataset"), source=self.source)
+        if is_checkpoint(unit.case):  # like the baseline, no case file: a folder it saves into
+            # one folder per unit: a concurrent executor may run its warm and cold units at once
+            scratch = self.data_dir / "checkpoints" / f"{unit.case.replace('/', '-')}-{unit.cache}"
+            return Task(unit, self.profile, self.seed, self._data, None, str(scratch))
         baseline = unit.case == BASELINE
         path = None if baseline else self._path(unit.case)
         scratch = None if baseline else path.with_name(f"write-probe{path.suffix}")
@@ -133,19 +153,29 @@ class Runner:
                         self.store.mark_done(case=case_id, workload=w, cache=c, dataset=self.ds.name, round=rnd)
                     self.on_unit(unit.label + " (skipped)")
         todo = [u for u in units if u[0] not in skipped]
-        broken = self.prepare({case_id for case_id, w, _ in todo if case_id != BASELINE and w != "write"})
+        broken = self.prepare({case_id for case_id, w, _ in todo
+                               if case_id != BASELINE and w not in ("write", "checkpoint")})
+        run_many = getattr(self.executor, "run_many", None)
         for rnd in range(self.profile.rounds):
             self.executor.begin_round(rnd)
+            together = []
             for case_id, w, c in round_order(todo, self.seed, rnd):
                 unit = Unit(case_id, w, c, rnd)
                 if self._key(unit) in self.done:
                     self.on_unit(unit.label + " (done before)")
                 elif case_id in broken and w != "write":
                     self._store(unit, Outcome(error=broken[case_id]))
+                elif run_many is not None and case_id != BASELINE:  # the baseline first, alone
+                    together.append(unit)
                 else:
                     out = self.executor.run(self.task(unit))
                     self._stop_if_disk_full(out.error)
                     self._store(unit, out)
+            # A concurrent executor (a cluster) runs the round's units at once and the round ends
+            # when the last arrives; each is stored as it arrives.
+            for task, out in run_many([self.task(u) for u in together]) if together else ():
+                self._stop_if_disk_full(out.error)
+                self._store(task.unit, out)
 
     def _stop_if_disk_full(self, error: dict | None) -> None:
         stop_if_disk_full(error, self.store.path)
@@ -153,31 +183,42 @@ class Runner:
     def prepare(self, case_ids: set[str]) -> dict[str, dict]:
         """Write each case's file once (in a worker); the errors of those that could not be."""
         broken = {}
-        for case_id in sorted(case_ids):
-            if self._path(case_id).exists():
-                continue
+        missing = [case_id for case_id in sorted(case_ids) if not self._path(case_id).exists()]
+
+        def one(case_id: str) -> tuple[Task, Outcome]:
             self.on_note(f"writing {case_id}")
-            out = self.executor.run(self.task(Unit(case_id, "prepare", "n/a")))
+            task = self.task(Unit(case_id, "prepare", "n/a"))
+            return task, self.executor.run(task)
+
+        run_many = getattr(self.executor, "run_many", None)
+        written = run_many([self.task(Unit(c, "prepare", "n/a")) for c in missing]) if run_many and missing \
+            else map(one, missing)
+        for task, out in written:
             self._stop_if_disk_full(out.error)
             if out.error is not None:
-                broken[case_id] = out.error
+                broken[task.unit.case] = out.error
         return broken
 
     def _store(self, unit: Unit, out: Outcome) -> None:
-        """Store a unit-round's measurements (each metric's median over its repeats), or its error."""
+        """Store a unit-round's measurements (each metric's median over its repeats), or its error;
+        once: a unit-round already done (an executor's retry) is not stored again."""
+        if self._key(unit) in self.done:
+            return
         common = dict(case=unit.case, workload=unit.workload, cache=unit.cache, dataset=self.ds.name,
                       round=unit.round)
+        host = out.state.get("host") or socket.gethostname()  # a cluster worker names its own
         with self.store.unit():
             if out.error is not None:
-                self.store.add_failure(**common, error=out.error)
+                self.store.add_failure(**common, error=out.error, host=host)
             for ob in out.observations:
                 extra = ob.extra | {"inner": [ob.values], "machine": [out.state]}
                 self.store.add_measurement(**common, metric=ob.metric, values=[statistics.median(ob.values)],
                                            dataset_digest=self.ds.digest, extra=extra,
-                                           config=self._config(unit.case))
+                                           config=self._config(unit.case), host=host)
                 if unit.case == BASELINE and ob.metric == "epoch_s":
                     self.baseline_digest = ob.extra.get("weights_digest")
             self.store.mark_done(**common)
+        self.done.add(self._key(unit))
         self.on_unit(unit.label)
 
 

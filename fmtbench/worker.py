@@ -138,6 +138,25 @@ def _train(task: Task) -> list[Observation]:
     return train_observations(result, baseline=task.baseline_digest)
 
 
+def _readers(task: Task) -> list[Observation]:
+    from fmtbench.workloads.readers import run_readers
+
+    truth = load_split(task.data, "train")  # what every reader's batches are checked against
+    evict, state = _cache_state(None, task.path, task.unit.cache)  # readers open after this
+    obs = run_readers(get_case(task.unit.case), task.path, truth, task.profile, task.seed,
+                      evict if task.unit.cache == "cold" else None)
+    for ob in obs:
+        ob.extra.update(state)
+    return obs
+
+
+def _checkpoint(task: Task) -> list[Observation]:
+    from fmtbench.workloads.checkpoint import run_checkpoint
+
+    return run_checkpoint(task.unit.case, load_split(task.data, "train"), Path(task.scratch), task.profile,
+                          task.unit.cache, task.seed)  # it removes its folder
+
+
 def _native(task: Task) -> list[Observation]:
     from fmtbench.workloads.native import native_in_memory, native_pipeline
 
@@ -186,7 +205,8 @@ def _limits(task: Task, repeats: int = 5) -> list[Observation]:
 
 WORKLOADS: dict[str, Callable[[Task], list[Observation]]] = {
     "prepare": _prepare, "write": _write, "scan": _scan, "random": _random,
-    "train": _train, "native": _native, "limits": _limits,
+    "train": _train, "native": _native, "readers": _readers, "checkpoint": _checkpoint,
+    "limits": _limits,
 }
 
 

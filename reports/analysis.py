@@ -14,6 +14,10 @@ from .load import BASELINE, Problem, Results, Row
 _METRIC_ORDER = {name: i for i, name in enumerate(METRICS)}
 _FORMAT_ORDER = {name: i for i, name in enumerate(formats())}
 PREFERRED_CACHES = ("warm", "n/a", "cold")
+#: Workloads with sections of their own, kept out of the case x metric table and its stars:
+#: checkpoints are Keras models, not storage-format cases, and concurrent readers are curves.
+OWN_SECTION = ("checkpoint", "readers")
+CHECKPOINT = "checkpoint/"  # the id prefix of checkpoint cases (fmtbench.workloads.checkpoint)
 
 
 @dataclass
@@ -42,16 +46,20 @@ class Frame:
         row = self.get(case, metric, cache)
         return None if row is None else row.median
 
-    def cases(self, baseline: bool = False) -> list[str]:
-        """Case ids measured or attempted, in registry order then id; the baseline only if asked."""
+    def cases(self, baseline: bool = False, checkpoints: bool = False) -> list[str]:
+        """Storage-format case ids measured or attempted, in registry order then id; the
+        baseline and the checkpoint cases only if asked."""
         ids = {r.case for r in self.rows} | {p.case for p in self.problems}
         if not baseline:
             ids.discard(BASELINE)
+        if not checkpoints:
+            ids = {c for c in ids if not c.startswith(CHECKPOINT)}
         return sorted(ids, key=case_sort_key)
 
     def columns(self) -> list[tuple[str, str]]:
-        """(metric, cache) pairs measured, in the order of the metrics table, warm before cold."""
-        cols = {(r.metric, r.cache) for r in self.rows}
+        """(metric, cache) pairs of the case x metric table, in the order of the metrics table,
+        warm before cold (the workloads with sections of their own left out)."""
+        cols = {(r.metric, r.cache) for r in self.rows if r.workload not in OWN_SECTION}
         return sorted(cols, key=lambda c: (_METRIC_ORDER.get(c[0], 99), PREFERRED_CACHES.index(c[1])
                                            if c[1] in PREFERRED_CACHES else 9))
 

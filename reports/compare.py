@@ -91,7 +91,7 @@ def compare(old: Frame, new: Frame, old_label: str = "old", new_label: str = "ne
             res = "same"  # a page of memory or a microsecond is no change, even with tight intervals
         changes.append(Change(r.case, r.metric, r.cache, r.unit, o.median, r.median, ratio(r.median, o.median),
                               "" if res == "same" else res, basis, o.n, r.n))
-    old_cases, new_cases = set(old.cases(True)), set(new.cases(True))
+    old_cases, new_cases = set(old.cases(True, True)), set(new.cases(True, True))
     return Comparison(old_label, new_label, changes, sorted(old_cases - new_cases), sorted(new_cases - old_cases),
                       warnings)
 

@@ -40,6 +40,7 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
     run_id: str = ""
     source: int = 0  # index of the store it came from, in the order given
+    host: str | None = None  # the machine that measured it (None in stores written before hosts)
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain JSON-safe values (config and extra kept as dicts)."""
@@ -109,6 +110,7 @@ def _row(rec: dict[str, Any], source: int) -> Row:
         ci_low=rec.get("ci_low"), ci_high=rec.get("ci_high"),
         unit=m.unit if m else rec.get("unit", ""), better=m.better if m else rec.get("better", "lower"),
         n=int(rec.get("n") or 0), extra=rec.get("extra") or {}, run_id=rec.get("run_id", ""), source=source,
+        host=rec.get("host"),
     )
 
 
@@ -217,8 +219,9 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
                     warnings.warn(f"{p}: skipping metric {rec['metric']!r}, which this fmtbench does not know",
                                   stacklevel=2)
                     continue
+                # one median per host: a cluster's machines are never mixed in one figure
                 key = (rec["case"], rec.get("dataset") or "?", rec.get("dataset_digest"),
-                       rec.get("workload") or "?", rec["metric"], rec.get("cache") or "n/a")
+                       rec.get("workload") or "?", rec["metric"], rec.get("cache") or "n/a", rec.get("host"))
                 rows.setdefault(key, {})[rec.get("round")] = (seq, rec)
                 sources_of[key] = source
             elif kind in ("failure", "skip"):
@@ -229,7 +232,7 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
             elif kind == "provenance":
                 provenance.append({**rec, "source": source})
     last_measured: dict[tuple, int] = {}
-    for (case, dataset, _, workload, _, cache), rounds in rows.items():
+    for (case, dataset, _, workload, _, cache, _), rounds in rows.items():
         key = (case, dataset, workload, cache)
         last_measured[key] = max(max(s for s, _ in rounds.values()), last_measured.get(key, 0))
     kept = [p for s, p in problems.values() if last_measured.get((p.case, p.dataset, p.workload, p.cache), 0) < s]

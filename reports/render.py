@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import panels, sections, trust
+from . import checkpoint, panels, readers, sections, trust
 from .analysis import Frame, datasets, frame
 from .claims import check_claims
 from .compare import compare
@@ -54,6 +54,8 @@ def context(results: Results, dataset: str | None = None, argv: list[str] | None
         "header": sections.header(results, fr, others), "table": sections.table(fr, flagged),
         "method": method(results, fr, machine_limits), "damage": sections.damage(fr),
         "fronts": sections.fronts(fr), "hdf5": panels.hdf5(fr, cc), "training": panels.training(fr),
+        "checkpoint": checkpoint.view(fr),
+        "readers": readers.section(fr, results),
         "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr, flagged), "claims": check_claims(fr),
         "comparison": panels.comparison(cmp), "problems": sections.problems(fr), "provenance": prov,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

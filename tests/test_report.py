@@ -10,6 +10,7 @@ import pytest
 
 from fmtbench.reports import analysis, claims, load, recommend, render, svg
 from fmtbench.reports.analysis import Frame, best_per_column, frame, pareto_front
+from fmtbench.metrics import readers_metric
 from fmtbench.reports.compare import compare
 from fmtbench.results import ResultStore
 
@@ -53,7 +54,8 @@ def build_store(folder, **kw) -> ResultStore:
 
 
 def _build_store(folder, *, speed: float = 1.0, seed: int = 0, cases=CASES, dataset: str = DS,
-                 cold: bool = True, train: bool = True, mismatch: tuple[str, ...] = ()) -> ResultStore:
+                 cold: bool = True, train: bool = True, mismatch: tuple[str, ...] = (),
+                 extras: bool = True) -> ResultStore:
     rng = np.random.default_rng(seed)
     store = ResultStore(folder)
     store.start_run({"cpu_model": "Test CPU", "logical_cores": 4, "memory_total_bytes": 16 << 30,
@@ -87,6 +89,20 @@ def _build_store(folder, *, speed: float = 1.0, seed: int = 0, cases=CASES, data
             add(case, "train", "final_accuracy", "warm", [0.9123], match)
             if case in ("tfrecord", "hdf5"):
                 add(case, "train", "native_samples_per_s", "warm", _values(rng, 4 * rate, 1, 0), {"order_identical": False})
+        if extras and case in ("npy", "hdf5"):  # concurrent readers: npy scales, hdf5 serializes
+            for mode in ("processes", "threads"):
+                for n in (1, 2, 4):
+                    gain = min(n, 2) if case == "npy" else 1
+                    add(case, "readers", readers_metric("random", mode, n), "warm",
+                        _values(rng, batch * gain, 3, 0.01), {"readers": n, "mode": mode, "p99_s": [p50 * 3]})
+    if extras:  # checkpoints: the MLP through two Keras formats, warm and cold
+        for variant, mib in (("keras", 1.19), ("h5", 1.18)):
+            case = f"checkpoint/mlp/{variant}"
+            for cache in ("warm", "cold"):
+                ok = {"bit_exact": True, "params": 101_770}
+                add(case, "checkpoint", "checkpoint_save_s", cache, _values(rng, 0.05, 3, 0.02), ok)
+                add(case, "checkpoint", "checkpoint_load_s", cache, _values(rng, 0.03, 3, 0.02), ok)
+                add(case, "checkpoint", "checkpoint_bytes", cache, [mib * 2**20], ok)
     store.add_skip(SKIPPED[0], SKIPPED[1], "warm", SKIPPED[2], dataset=dataset)
     return store
 
