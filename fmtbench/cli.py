@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from fmtbench.errors import FmtbenchError, FormatError
+from fmtbench.profiles import PROFILES
 
 DEFAULT_DATASET = "auto"
 
@@ -258,18 +259,18 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--cases", "-c", "case_patterns", multiple=True,
               help="Case ids or patterns (repeatable; default: the profile's cases); checkpoint ids "
                    "such as 'checkpoint/cnn/keras' or 'checkpoint/mlp/*' pick the checkpoint workload's.")
-@click.option("--workloads", "-w", default=",".join(("write", "scan", "random", "train", "native")),
-              show_default=True, help="Comma-separated: write, scan, random, train (shared seeded order), "
-                                      "native (each format's own streaming pipeline), readers (1-8 concurrent "
-                                      "readers as threads and processes; not in the default list: 4-20 s a "
-                                      "unit-round), checkpoint (Keras model save and load, warm and cold: "
-                                      ".keras, .h5, .weights.h5, h5py layouts; not in the default list: ~1 "
-                                      "min a round).")
-@click.option("--profile", "-p", "profile_name", type=click.Choice(["quick", "default", "full"]),
+@click.option("--workloads", "-w", default=None,
+              help="Comma-separated (default: the profile's): write, scan, random, train (shuffled training "
+                   "in one shared seeded order), native (streaming training: each format's own pipeline), "
+                   "readers (1-8 concurrent readers as threads and processes; default and full profiles), "
+                   "checkpoint (Keras model save and load, warm and cold: .keras, .h5, .weights.h5, h5py "
+                   "layouts; full profile).")
+@click.option("--profile", "-p", "profile_name", type=click.Choice(list(PROFILES)),
               default="default", show_default=True,
-              help="quick: representative cases on 4,000 samples (minutes); default: every case on the "
-                   "full dataset, 3 rounds (README has measured times); full: both caches, 7 rounds, "
-                   "scaling sizes.")
+              help="quick: representative cases on 4,000 samples, warm (minutes); default: representative "
+                   "cases on the full dataset, warm and cold, concurrent readers, 3 rounds (~30 min); grid: "
+                   "every case, warm, 3 rounds; full: every case, both caches, 7 rounds, scaling sizes, "
+                   "checkpoints. README has measured times.")
 @click.option("--cache", type=click.Choice(["warm", "cold", "both"]), default=None,
               help="Page-cache state for reads (default: the profile's).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
@@ -332,12 +333,15 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     if train_steps:
         profile = dataclasses.replace(profile, train_steps=train_steps)
     caches = profile.caches
-    chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()])
+    chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()]
+                                       if workloads is not None else profile.workloads)
     ck_patterns = [p for p in case_patterns if is_checkpoint(p)]
     fmt_patterns = [p for p in case_patterns if not is_checkpoint(p)]
     if ck_patterns and "checkpoint" not in chosen_workloads:
         raise FmtbenchError(f"{ck_patterns[0]} is a checkpoint case: add the workload (-w checkpoint)")
-    chosen = cases(fmt_patterns or None, full=profile.full_grid) if fmt_patterns or not ck_patterns else []
+    # named cases come from the whole grid; without names, the profile's (whole or representative)
+    chosen = (cases(fmt_patterns, full=True) if fmt_patterns else
+              cases(None, full=profile.full_grid) if not ck_patterns else [])
     checkpoints = (checkpoint_cases(ck_patterns, profile) if "checkpoint" in chosen_workloads
                    and (ck_patterns or not fmt_patterns) else [])
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable

@@ -28,6 +28,8 @@ class Profile:
     train_batch: int
     native_steps: int
     sizes: tuple[int, ...] = ()  # synthetic scaling sizes (full profile)
+    # the workloads `fmtbench run` measures when -w is not given
+    workloads: tuple[str, ...] = ("write", "scan", "random", "train", "native")
     # readers workload: concurrent reader counts (among metrics.READER_COUNTS), the seconds every
     # point reads for (16 points and a fork-after-open probe per unit-round), the probe's readers
     readers_counts: tuple[int, ...] = (1, 2, 4, 8)
@@ -41,26 +43,35 @@ class Profile:
         return asdict(self)
 
 
-# Budgets on a 2-core machine: quick ~9 min (518 s measured, 30 cases), default ~35 min (34.3 measured) for 70 cases on 60k
-# samples, full = both caches, 7 rounds, whole epochs, scaling sizes. Every unit-round is a fresh
-# worker, so the default profile takes 3 rounds of one warm-up and one timed call each (the
-# spread comes from the rounds) and trims the slow tails: measured per unit-round, a shared-order
-# training unit on 1024-row gzip chunks under the default 1 MiB chunk cache took ~20 s at 100
-# steps (every random row decompresses its whole chunk), and 300 single reads from
-# one-row-group Parquet ~27 s; so 40 training steps, 60 native steps and 200 single reads.
+# Budgets on a 2-core machine (every unit-round is a fresh worker, so a profile takes rounds of
+# one warm-up and one timed call each, and the spread comes from the rounds):
+# * quick (~9 min, 518 s measured for 30 cases): the representative cases on 4,000 samples, warm.
+# * default (~30 min): the representative cases on the whole dataset, warm AND cold for scan,
+#   random and concurrent readers (1, 2, 4 readers: 8 only in full), training and streaming.
+#   The whole grid warm (the old default: 70 cases took 34.3 min, 110 would take ~55) is the
+#   `grid` profile. Slow tails are trimmed: a shuffled-training unit on 1024-row gzip chunks
+#   under the default 1 MiB chunk cache took ~20 s at 100 steps, and 300 single reads from
+#   one-row-group Parquet ~27 s; so 40 training steps, 60 streaming steps, 200 single reads.
+# * full: every case, both caches, 7 rounds, whole epochs, synthetic sizes to 1M, checkpoints.
 PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), rounds=3, repeats=3, write_repeats=1, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=50, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20,
                      checkpoint_models=("mlp",)),
-    "default": Profile("default", n=None, full_grid=True, caches=("warm",), rounds=3, repeats=1, write_repeats=1,
-                       warmup=1, scan_batch=1024, random_singles=200, random_batches=10, random_batch_size=64,
-                       train_model="mlp", train_epochs=1, train_steps=40, train_batch=128, native_steps=60),
+    "default": Profile("default", n=None, full_grid=False, caches=("warm", "cold"), rounds=3, repeats=1,
+                       write_repeats=1, warmup=1, scan_batch=1024, random_singles=200, random_batches=10,
+                       random_batch_size=64, train_model="mlp", train_epochs=1, train_steps=40, train_batch=128,
+                       native_steps=60, readers_counts=(1, 2, 4),
+                       workloads=("write", "scan", "random", "train", "native", "readers")),
+    "grid": Profile("grid", n=None, full_grid=True, caches=("warm",), rounds=3, repeats=1, write_repeats=1,
+                    warmup=1, scan_batch=1024, random_singles=200, random_batches=10, random_batch_size=64,
+                    train_model="mlp", train_epochs=1, train_steps=40, train_batch=128, native_steps=60),
     "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), rounds=7, repeats=3, write_repeats=1, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=None, train_batch=128, native_steps=400,
                     sizes=(10_000, 100_000, 1_000_000), readers_window_s=1.0,
-                    checkpoint_grid="all"),
+                    checkpoint_grid="all",
+                    workloads=("write", "scan", "random", "train", "native", "readers", "checkpoint")),
 }
 
 
