@@ -9,8 +9,8 @@ baseline's last epoch **in the same round**. Pipelines:
 * ``<case>``: fmtbench's training input for the case (`Reader.tf_batches`: the adapter's own
   pipeline, reads ahead of the train step), as the `train` workload runs it;
 * ``plain <case>``: the format's plain-library reference reader (``benchmarks/reference``)
-  called through ``tf.numpy_function`` in the same tf.data shape, one read in flight, prefetched:
-  what a user writes without fmtbench.
+  called through ``tf.numpy_function`` in the same tf.data shape, one batch per call, one call in
+  flight, prefetched: what a user writes first without fmtbench.
 
 Every run is its own fresh Python process (nothing carries over), rounds are interleaved (round r
 runs every pipeline once in a seeded shuffled order), and the table quotes the median ratio over
@@ -82,7 +82,9 @@ class _PlainReader:
             return np.asarray(images, self.image_dtype), np.asarray(labels, np.int64)
 
         signature = ((self.image_dtype, (None, *self.image_shape)), (np.int64, (None,)))
-        return indexed_batches(read, batches, signature, probe=probe, describe="plain reference read")
+        # what a user writes first: one batch per call, one call in flight, prefetched
+        return indexed_batches(read, batches, signature, probe=probe, describe="plain reference read",
+                               block=1, parallel=1)
 
 
 def _spawn(kind: str, case_id: str, path: str, dataset: str, model: str, epochs: int, seed: int) -> dict:

@@ -301,7 +301,8 @@ class TFRecordReader(Reader):
         @tf.autograph.experimental.do_not_convert
         def parse(records: Any) -> tuple[Any, Any]:
             ex = tf.io.parse_example(records, spec)
-            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (-1, *shape)), ex["label"]
+            n = records.shape[0] if records.shape[0] is not None else -1  # static: no retrace
+            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (n, *shape)), ex["label"]
 
         ds = indexed_batches(lambda idx: (self.serialized(idx),), batches, ((object, (None,)),),
                              probe=probe, describe="records by index (pread + crc32c)")
@@ -384,7 +385,8 @@ class TFRecordAdapter(Adapter):
         @tf.autograph.experimental.do_not_convert
         def parse(serialized: Any) -> tuple[Any, Any]:
             ex = tf.io.parse_example(serialized, spec)
-            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (-1, *shape)), ex["label"]
+            n = serialized.shape[0] if serialized.shape[0] is not None else -1  # static: no retrace
+            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (n, *shape)), ex["label"]
 
         ds = records.repeat().shuffle(shuffle_buffer, seed=seed).batch(batch_size, drop_remainder=True)
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)

@@ -8,8 +8,10 @@ import click
 
 @click.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default="reports/fmtbench-report.html",
-              show_default=True, help="The HTML page; the table goes beside it as .csv and .json.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="The HTML page; the table goes beside it as .csv and .json. Default: "
+                   "reports/fmtbench-report.html for one store (the page `fmtbench run` writes), "
+                   "reports/fmtbench-compare.html for two, so a comparison never replaces a run's page.")
 @click.option("--dataset", "-d", default=None,
               help="Which dataset of the stores to report (default: the one measured last).")
 def report_cmd(results: tuple[str, ...], output: str, dataset: str | None) -> None:
@@ -20,6 +22,8 @@ def report_cmd(results: tuple[str, ...], output: str, dataset: str | None) -> No
     """
     from fmtbench.reports.render import write_report
 
+    if output is None:
+        output = "reports/fmtbench-compare.html" if len(results) == 2 else "reports/fmtbench-report.html"
     done = write_report(list(results), output, dataset=dataset, argv=["fmtbench", *sys.argv[1:]])
     click.echo(f"report: {done.html} ({done.html_bytes / 1024:.0f} KiB, {done.seconds:.2f} s)")
     click.echo(f"table:  {done.csv}, {done.json}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -148,3 +149,31 @@ def test_a_trailing_slash_picks_a_formats_default_case_alone():
     for name in formats():
         picked = cases([f"{name}/"])
         assert [c.case_id for c in picked] == [name], name
+
+
+def test_the_run_summary_labels_its_units_and_prints_no_exponents(tmp_path):
+    from test_report import build_store
+
+    from fmtbench.cli import summary_table
+
+    table = summary_table(build_store(tmp_path / "s"))
+    head, units, *rows = table.splitlines()
+    assert head.split()[:4] == ["case", "size", "write", "scan"] and "shuffled" in head and "streaming" in head
+    assert units.split()[:4] == ["MiB", "s", "k/s", "µs"]
+    assert "k/s: thousand samples per second" in table
+    rows = rows[:next(i for i, line in enumerate(rows) if line.startswith("k/s:"))]
+    cells = [cell for line in rows for cell in line.split()[1:]]
+    assert cells and not [c for c in cells if re.search(r"\d[eE][+-]?\d", c)] and "batch/s" not in table
+
+
+def test_report_of_two_stores_goes_beside_the_runs_page_not_over_it(tmp_path):
+    from test_report import build_store
+
+    build_store(tmp_path / "a")
+    build_store(tmp_path / "b", seed=1)
+    env = dict(os.environ, FMTBENCH_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "fmtbench", "report", "a", "b"], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "reports" / "fmtbench-compare.html").is_file()
+    assert not (tmp_path / "reports" / "fmtbench-report.html").exists()

@@ -107,7 +107,8 @@ def test_every_case_trains_to_the_baseline_weights(train_case_id, splits, baseli
     assert result.weights_digest == baseline.weights_digest
     assert result.final_loss == baseline.final_loss
     assert len(result.data_wait_share) == 2
-    assert all(0 <= w <= 1 for w in result.data_wait_share + result.data_read_share)
+    # wait is a share of the pass; reads may overlap each other and straddle passes
+    assert all(0 <= w <= 1 for w in result.data_wait_share) and all(r >= 0 for r in result.data_read_share)
     assert "tf.data thread" in result.pipeline
 
 

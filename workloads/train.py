@@ -134,9 +134,10 @@ def _trace(net: Any, shape: tuple[int, ...], batch_size: int) -> None:
     net.optimizer.build(net.trainable_variables)
     weights = net.get_weights()
     opt_state = [v.numpy() for v in net.optimizer.variables]
-    # An unknown batch dimension, as Keras gives a PyDataset: one trace serves every path.
+    # A static batch dimension, as every pipeline gives (full batches only): one trace serves all.
     zeros = (np.zeros((batch_size, *shape), np.float32), np.zeros(batch_size, np.int64))
-    net.fit(tf.data.Dataset.from_tensor_slices(zeros).batch(batch_size), verbose=0, shuffle=False)
+    net.fit(tf.data.Dataset.from_tensor_slices(zeros).batch(batch_size, drop_remainder=True), verbose=0,
+            shuffle=False)
     net.set_weights(weights)
     for var, value in zip(net.optimizer.variables, opt_state):
         var.assign(value)
@@ -227,17 +228,17 @@ def train_in_memory(train: Split, test: Split, *, model: str = "mlp", epochs: in
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     used = configure_tf(seed, threads)
-    ds = None  # one gathered copy per epoch; the batch dim stays unknown, as in the feeder
-    for e in range(epochs):
-        idx = epoch_batches(len(train), bs, e, seed, steps_per_epoch).reshape(-1)
-        one = tf.data.Dataset.from_tensor_slices((train.images[idx], train.labels[idx])).batch(bs)
-        ds = one if ds is None else ds.concatenate(one)
+    # Every batch of every epoch gathered before timing, one element per batch: the least work
+    # any pipeline can do per step (a per-sample from_tensor_slices(...).batch() was slower
+    # than some formats' pipelines, so it bounded nothing).
+    order = shared_order(len(train), bs, epochs, seed, steps_per_epoch)
+    ds = tf.data.Dataset.from_tensor_slices((train.images[order], train.labels[order].astype(np.int64)))
     cnn = model == "cnn" and train.images.ndim == 3
     ds = ds.map(lambda x, y: (tf_scale(tf, x, cnn), y)).prefetch(tf.data.AUTOTUNE)
-    steps = len(idx) // bs
+    steps = len(order) // epochs
     net = build_model(model, train.image_shape, bs)
     result = TrainResult("in-memory", model, epochs, steps, bs, seed, threads=used,
-                         pipeline="from_tensor_slices(gathered arrays) + prefetch")
+                         pipeline="from_tensor_slices(batches gathered in advance) + prefetch")
     net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
             callbacks=[epoch_timer(result)])
     return _finish(net, result, test)
