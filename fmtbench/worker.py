@@ -210,9 +210,18 @@ WORKLOADS: dict[str, Callable[[Task], list[Observation]]] = {
 }
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this worker and of the children it waited for (a readers unit's reader
+    processes are the unit's own work, not another process's load)."""
+    import resource
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
 def execute(task: Task) -> Outcome:
     """Run one unit; never raises: an error is part of the outcome."""
-    load0, busy0, own0, t0 = os.getloadavg(), page_cache.machine_busy_seconds(), time.process_time(), time.perf_counter()
+    load0, busy0, own0, t0 = os.getloadavg(), page_cache.machine_busy_seconds(), _own_cpu(), time.perf_counter()
     out = Outcome()
     try:
         out.observations = WORKLOADS[task.unit.workload](task)
@@ -221,7 +230,7 @@ def execute(task: Task) -> Outcome:
                 raise ValueError(f"{task.unit.label}: metric {ob.metric} produced no values")
     except Exception as exc:  # recorded; the run goes on
         out.observations, out.error = [], error_record(exc)
-    wall, own, busy1 = time.perf_counter() - t0, time.process_time() - own0, page_cache.machine_busy_seconds()
+    wall, own, busy1 = time.perf_counter() - t0, _own_cpu() - own0, page_cache.machine_busy_seconds()
     others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - own)
     cores = os.cpu_count() or 1
     out.state = {"loadavg_before": load0[0], "loadavg_after": os.getloadavg()[0], "wall_s": wall,
