@@ -53,6 +53,7 @@ from fmtbench.stats import summarize
 
 SCHEMA_VERSION = 2
 FILENAME = "results.jsonl"
+BASELINE = "memory"  # the case id of the in-memory baselines: a case that is no format
 LOCKNAME = ".lock"  # held by the run writing the store (see ResultStore.claim)
 KINDS = ("provenance", "measurement", "failure", "skip", "done")
 CACHES = ("warm", "cold", "n/a")
@@ -170,31 +171,7 @@ class ResultStore:
 
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every record (of `kind`, if given), in the order written; a torn last line is skipped."""
-        text = self.path.read_text(encoding="utf-8", errors="replace")
-        lines = text.split("\n")
-        out = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line, parse_constant=lambda name: None)  # NaN/Infinity: as written, null
-            except json.JSONDecodeError as exc:
-                if number == len(lines):  # no newline after it: a write cut short by a kill
-                    warnings.warn(f"{self.path}:{number}: skipping a torn last record", stacklevel=2)
-                    continue
-                raise FmtbenchError(f"{self.path}:{number}: corrupt record ({exc})") from exc
-            if not isinstance(rec, dict):
-                raise FmtbenchError(f"{self.path}:{number}: a record must be a JSON object, "
-                                    f"not {type(rec).__name__}")
-            schema = rec.get("schema", 0)
-            if not isinstance(schema, int) or isinstance(schema, bool):
-                raise FmtbenchError(f"{self.path}:{number}: schema must be a whole number, got {schema!r}")
-            if schema > SCHEMA_VERSION:
-                raise FmtbenchError(f"{self.path}:{number}: schema {rec['schema']} is newer than "
-                                    f"this fmtbench reads ({SCHEMA_VERSION}); upgrade fmtbench")
-            if kind is None or rec.get("kind") == kind:
-                out.append(rec)
-        return out
+        return read_records(self.path, kind)
 
     def done_keys(self) -> set[tuple[str, str, str, str, int]]:
         """(case, dataset, workload, cache, round) of every unit-round marked done, for --resume."""
@@ -255,6 +232,38 @@ class ResultStore:
         _check_cache(cache)
         return self.append({"kind": "done", "case": case, "dataset": dataset,
                             "workload": workload, "cache": cache, "round": round})
+
+
+def read_records(path: str | os.PathLike[str], kind: str | None = None) -> list[dict[str, Any]]:
+    """Every record of the store file at `path` (of `kind`, if given), in the order written; a torn
+    last line is skipped. Read-only: nothing is created, claimed or repaired (reports read stores
+    that may be read-only or still being written)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line, parse_constant=lambda name: None)  # NaN/Infinity: as written, null
+        except json.JSONDecodeError as exc:
+            if number == len(lines):  # no newline after it: a write cut short by a kill
+                warnings.warn(f"{path}:{number}: skipping a torn last record", stacklevel=2)
+                continue
+            raise FmtbenchError(f"{path}:{number}: corrupt record ({exc})") from exc
+        if not isinstance(rec, dict):
+            raise FmtbenchError(f"{path}:{number}: a record must be a JSON object, "
+                                f"not {type(rec).__name__}")
+        schema = rec.get("schema", 0)
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise FmtbenchError(f"{path}:{number}: schema must be a whole number, got {schema!r}")
+        if schema > SCHEMA_VERSION:
+            raise FmtbenchError(f"{path}:{number}: schema {rec['schema']} is newer than "
+                                f"this fmtbench reads ({SCHEMA_VERSION}); upgrade fmtbench")
+        if kind is None or rec.get("kind") == kind:
+            out.append(rec)
+    return out
 
 
 def _check_cache(cache: str) -> None:

@@ -29,12 +29,11 @@ from fmtbench.errors import FmtbenchError, UnknownNameError
 from fmtbench.executor import DataRef, Executor, LocalExecutor, Outcome, Task, Unit
 from fmtbench.formats import Adapter, missing_dependency
 from fmtbench.profiles import Profile
-from fmtbench.results import ResultStore
+from fmtbench.results import BASELINE, ResultStore
 from fmtbench.workloads.checkpoint import is_checkpoint
 
 WORKLOADS = ("write", "scan", "random", "train", "native", "readers", "checkpoint")
 CACHES = ("warm", "cold")
-BASELINE = "memory"  # the case id of the in-memory training baseline
 _ORDER_SALT = 7919  # keeps the round order's random stream apart from the workloads' index streams
 
 

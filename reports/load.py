@@ -10,9 +10,8 @@ from typing import Any
 
 from fmtbench.errors import FmtbenchError
 from fmtbench.metrics import METRICS
-from fmtbench.results import FILENAME, ResultStore
+from fmtbench.results import BASELINE, FILENAME, read_records
 from fmtbench.stats import summarize
-from fmtbench.runner import BASELINE  # the in-memory training baseline: a case id that is no format
 
 __all__ = ["BASELINE", "Problem", "Results", "Row", "case_config", "load", "store_path"]
 
@@ -242,6 +241,4 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
 
 def _records(path: Path) -> list[dict[str, Any]]:
     """Every record of the store file at `path`, read without creating or repairing anything."""
-    store = ResultStore.__new__(ResultStore)  # not __init__: that creates files, and stores may be read-only
-    store.folder, store.path = path.parent, path
-    return store.records()
+    return read_records(path)

@@ -324,3 +324,26 @@ def test_the_report_shows_each_case_damage_detection_as_its_adapter_declares(tmp
         for kind in ("truncated", "flipped"):
             assert get_case(case).detection(kind).label in row
     assert section.count("not detected") >= 2  # npy and fletcher32 do not detect flipped bytes
+
+
+def test_reports_read_the_store_without_the_runner():
+    # reports are a reader of stored results: they need neither the runner nor the executor
+    import subprocess
+    import sys
+
+    code = ("import sys, fmtbench.reports.render; "
+            "print(sorted(m for m in sys.modules if m in ('fmtbench.runner', 'fmtbench.executor', 'fmtbench.worker')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_store_reads_without_a_writer(tmp_path):
+    from fmtbench.results import read_records
+
+    build_store(tmp_path / "s")
+    path = tmp_path / "s" / "results.jsonl"
+    before = sorted(p.name for p in (tmp_path / "s").iterdir())
+    recs = read_records(path)
+    assert recs and {r["kind"] for r in recs} >= {"provenance", "measurement", "skip"}
+    assert read_records(path, "skip") == [r for r in recs if r["kind"] == "skip"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before  # nothing created or claimed
