@@ -146,6 +146,12 @@ class LanceReader(Reader):
     def _open_dataset(path: Path) -> Any:
         import lance
 
+        # A Lance dataset is a folder with a _versions/ manifest folder. Anything else is refused
+        # before Lance sees it: on an arbitrary file its open hung (all threads in futex waits)
+        # once in a run of tests/test_attacks.py, and a hang is no error message.
+        if not (Path(path) / "_versions").is_dir():
+            raise FormatError(path, "not a Lance dataset: no _versions/ folder "
+                                    "(a Lance case is a folder written by fmtbench or lance)")
         with _panics_as_format_errors(path):
             ds = lance.dataset(str(path))
             _check_commit(path, ds)
