@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Screenshots go to a temporary folder, or to FMTBENCH_ARTIFACTS when set (to look at them).
+ARTIFACTS = os.environ.get("FMTBENCH_ARTIFACTS")
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
@@ -34,7 +36,13 @@ def _cases(page) -> list[str]:
     return page.eval_on_selector_all("#results-table tbody td.case", "tds => tds.map(td => td.textContent.trim())")
 
 
-def test_report_renders_offline_with_charts_and_a_sortable_table(report):
+def _artifacts(tmp_path: Path) -> Path:
+    folder = Path(ARTIFACTS) if ARTIFACTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_report_renders_offline_with_charts_and_a_sortable_table(report, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -66,8 +74,38 @@ def test_report_renders_offline_with_charts_and_a_sortable_table(report):
             header.click()
             assert _cases(page)[0] == "csv"  # the largest file; unmeasured rows stay last
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            page.screenshot(path=str(_artifacts(tmp_path) / "report.png"), full_page=True)
             assert page.locator("text=not measured in this run").count() == 0  # this store has every section
+        finally:
+            browser.close()
+
+
+def test_the_first_screen_shows_every_pick_as_a_person_sees_it(report, tmp_path):
+    # what a reader sees without scrolling on a laptop screen: the picks of this run's numbers
+    from playwright.sync_api import sync_playwright
+
+    from fmtbench.reports.load import load
+    from fmtbench.reports.render import context
+
+    # the picks the page was rendered from (flagged figures never picked)
+    picks = {r.use: r.case for r in context(load([report.parent / "old", report.parent / "new"]))["recommendations"]}
+    assert all(picks.values()) and {"shuffled training", "streaming training"} <= set(picks)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(report.as_uri(), wait_until="load")
+            cards = page.locator("#recommendations .card")
+            seen = {}
+            for i in range(cards.count()):
+                card = cards.nth(i)
+                use = card.locator("h3").inner_text().strip().lower()
+                seen[use] = card.locator(".pick").inner_text().split()[0]
+                box = card.bounding_box()
+                assert box and box["width"] > 150, f"the {use!r} card is not drawn"
+            assert seen == picks
+            first = cards.nth(0).bounding_box()
+            assert first["y"] < 768, "the first pick is below the first screen"
+            page.screenshot(path=str(_artifacts(tmp_path) / "first-screen.png"))
         finally:
             browser.close()
