@@ -45,8 +45,8 @@ def benchmark(images: np.ndarray | None = None, labels: np.ndarray | None = None
     any of write, scan, random, train, native, readers, checkpoint (none: the profile's);
     `report` a path, True (``RESULTS/report.html``) or False.
     """
-    from fmtbench.cli import main, summary_table
-    from fmtbench.results import ResultStore
+    from fmtbench.cli import main
+    from fmtbench.results import FILENAME
 
     folder = Path(results)
     args = ["run", "--profile", profile, "--results", str(folder), "--seed", str(seed)]
@@ -71,11 +71,10 @@ def benchmark(images: np.ndarray | None = None, labels: np.ndarray | None = None
     page = None if report is False else Path(folder / "report.html" if report is True else report)
     args += ["--no-report"] if page is None else ["--report", str(page)]
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):  # the summary is returned, not printed twice
+    with contextlib.redirect_stdout(out):  # the run prints its summary table: returned, not printed
         try:
             main.main(args=args, standalone_mode=False)
         except SystemExit as exc:  # click's own usage errors
             if exc.code:
                 raise FmtbenchError(f"fmtbench run {' '.join(args[1:])}: exit {exc.code}") from None
-    store = ResultStore(folder)
-    return Benchmark(store.path, page, summary_table(store))
+    return Benchmark(folder / FILENAME, page, out.getvalue().rstrip("\n"))

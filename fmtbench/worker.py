@@ -14,6 +14,7 @@ worker's own CPU time), so a report can say which figures were taken on a busy m
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -213,8 +214,6 @@ WORKLOADS: dict[str, Callable[[Task], list[Observation]]] = {
 def _own_cpu() -> float:
     """CPU seconds of this worker and of the children it waited for (a readers unit's reader
     processes are the unit's own work, not another process's load)."""
-    import resource
-
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + kids.ru_utime + kids.ru_stime
 

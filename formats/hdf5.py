@@ -92,6 +92,7 @@ blocks is never read, so flips there change nothing.)
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -449,7 +450,7 @@ class HDF5Adapter(Adapter):
         shape = tuple(images.shape[1:])
         rows = stream_rows(images.chunks[0] if images.chunks else None)
         starts = np.arange(0, images.shape[0], rows)
-        passes = iter(range(1 << 62))
+        passes = itertools.count()
 
         def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             # tf.data calls this once per pass (repeat): a fresh generator, a fresh block order

@@ -102,6 +102,20 @@ def _spec(tf: Any) -> dict[str, Any]:
     return {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
 
 
+def _batch_parser(tf: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """A graph function: a batch of serialized Examples -> (images (n, *shape) in `dtype`,
+    labels), one ``parse_example`` and one ``decode_raw`` per batch."""
+    spec, out = _spec(tf), tf.as_dtype(np.dtype(dtype))
+
+    @tf.autograph.experimental.do_not_convert
+    def parse(records: Any) -> tuple[Any, Any]:
+        ex = tf.io.parse_example(records, spec)
+        n = records.shape[0] if records.shape[0] is not None else -1  # static: no retrace
+        return tf.reshape(tf.io.decode_raw(ex["image"], out), (n, *shape)), ex["label"]
+
+    return parse
+
+
 def _check_heads(path: Path, heads: bytearray) -> None:
     """FormatError naming the first record whose length fails its masked crc32c."""
     wrong = np.flatnonzero(_crc32c.bad_rows(np.frombuffer(heads, np.uint8).reshape(-1, _HEADER)))
@@ -296,19 +310,11 @@ class TFRecordReader(Reader):
         tf = _tf()
         from ._tfdata import indexed_batches
 
-        shape, dtype, spec = self.image_shape, tf.as_dtype(self.image_dtype), _spec(tf)
-
-        @tf.autograph.experimental.do_not_convert
-        def parse(records: Any) -> tuple[Any, Any]:
-            ex = tf.io.parse_example(records, spec)
-            n = records.shape[0] if records.shape[0] is not None else -1  # static: no retrace
-            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (n, *shape)), ex["label"]
-
         ds = indexed_batches(lambda idx: (self.serialized(idx),), batches, ((object, (None,)),),
                              probe=probe, describe="records by index (pread + crc32c)")
         if probe is not None:
             probe.pipeline += ", parse_example in the graph"
-        return ds.map(lambda records: parse(records))
+        return ds.map(_batch_parser(tf, self.image_shape, self.image_dtype))
 
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         tf = _tf()
@@ -379,14 +385,8 @@ class TFRecordAdapter(Adapter):
                                           num_parallel_reads=tf.data.AUTOTUNE)  # interleaves shards
         first = tf.train.Example.FromString(next(iter(records.take(1))).numpy()).features.feature
         shape = tuple(first["shape"].int64_list.value)
-        dtype = tf.as_dtype(np.dtype(first["dtype"].bytes_list.value[0].decode()))
-        spec = _spec(tf)
-
-        @tf.autograph.experimental.do_not_convert
-        def parse(serialized: Any) -> tuple[Any, Any]:
-            ex = tf.io.parse_example(serialized, spec)
-            n = serialized.shape[0] if serialized.shape[0] is not None else -1  # static: no retrace
-            return tf.reshape(tf.io.decode_raw(ex["image"], dtype), (n, *shape)), ex["label"]
+        dtype = np.dtype(first["dtype"].bytes_list.value[0].decode())
+        parse = _batch_parser(tf, shape, dtype)
 
         ds = records.repeat().shuffle(shuffle_buffer, seed=seed).batch(batch_size, drop_remainder=True)
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
