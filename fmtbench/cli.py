@@ -263,6 +263,8 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
               help="Comma-separated (default: the profile's): write, scan, random, train (shuffled training "
                    "in one shared seeded order), native (streaming training: each format's own pipeline), "
                    "readers (1-8 concurrent readers as threads and processes; default and full profiles), "
+                   "clients (with --cluster: 1..N clients, one per worker, reading one file on shared "
+                   "storage at once; aggregate samples/s and per-client latency), "
                    "checkpoint (Keras model save and load, warm and cold: .keras, .h5, .weights.h5, h5py "
                    "layouts; full profile).")
 @click.option("--profile", "-p", "profile_name", type=click.Choice(list(PROFILES)),
@@ -287,6 +289,9 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--cluster", "cluster", default=None, metavar="ADDRESS",
               help="Run the units on a Dask cluster: a scheduler address (tcp://host:8786), or local:N "
                    "for N local workers. One unit per worker at a time; README: 'Running on a cluster'.")
+@click.option("--clients", "clients", default=None, metavar="COUNTS",
+              help="Client counts of the clients workload (-w clients, --cluster), comma-separated, "
+                   "e.g. 1,2,4 (default: every count up to the cluster's workers).")
 @click.option("--data-dir", "data_root", type=click.Path(file_okay=False), default=None,
               help="Where case files live (default: RESULTS/data). With --cluster, the path on every "
                    "worker: shared storage is written once and read by all.")
@@ -302,7 +307,7 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
             workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
             rounds: int | None, repeats: int | None, executor_name: str, cluster: str | None,
-            data_root: str | None, seed: int, model: str | None,
+            data_root: str | None, clients: str | None, seed: int, model: str | None,
             train_steps: int | None, report_path: str, no_report: bool) -> None:
     """Measure write, scan, random access and training for every chosen case, then report.
 
@@ -337,6 +342,16 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
                                        if workloads is not None else profile.workloads)
     ck_patterns = [p for p in case_patterns if is_checkpoint(p)]
     fmt_patterns = [p for p in case_patterns if not is_checkpoint(p)]
+    if clients is not None:
+        from fmtbench.clients import parse_counts
+
+        if "clients" not in chosen_workloads:
+            raise FmtbenchError("--clients sets the counts of the clients workload: add -w clients")
+        profile = dataclasses.replace(profile, clients_counts=parse_counts(clients))
+    if "clients" in chosen_workloads and not cluster:
+        from fmtbench.clients import NEEDS_CLUSTER
+
+        click.echo(f"note: clients units are skipped: {NEEDS_CLUSTER}", err=True)
     if ck_patterns and "checkpoint" not in chosen_workloads:
         raise FmtbenchError(f"{ck_patterns[0]} is a checkpoint case: add the workload (-w checkpoint)")
     # named cases come from the whole grid; without names, the profile's (whole or representative)
@@ -365,6 +380,10 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
             raise click.UsageError("--cluster runs every unit in a fresh process on a worker: drop --executor")
         data_root = data_root.absolute()  # the same path on every worker
         executor = DaskExecutor(cluster, data_root)
+        if "clients" in chosen_workloads and max(profile.clients_counts, default=0) > (k := len(executor._workers())):
+            executor.close()
+            raise FmtbenchError(f"--clients {clients}: the cluster has {k} workers with the resource unit=1, "
+                                f"one per client: start more, or ask for fewer")
     else:
         executor = EXECUTORS[executor_name]()
     machine["executor"] = executor.describe()

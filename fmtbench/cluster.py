@@ -17,6 +17,8 @@ that only imported the preamble, and a new zygote starts when a worker sees a ne
   whose copy differs refuses the run.
 * Faults: a worker that dies takes only its unit in flight; the scheduler runs that unit again
   on another worker, and the runner stores every unit-round once.
+* Many clients (`fmtbench.clients`): a clients unit runs after the round's other units, alone,
+  with one client pinned to each of N workers.
 """
 from __future__ import annotations
 
@@ -181,6 +183,7 @@ class DaskExecutor:
     """Runs units on a dask.distributed cluster (an address, or ``local:N`` for a LocalCluster)."""
 
     name = "dask"
+    runs_clients = True  # the clients workload: one client per worker (fmtbench.clients)
 
     def __init__(self, address: str, data_root: str | os.PathLike[str] | None = None):
         import dask
@@ -225,12 +228,13 @@ class DaskExecutor:
                                 f"where a run stopped)")
         return found
 
-    def _submit(self, task: Task, worker: str | None = None):
+    def _submit(self, task: Task, worker: str | None = None, pinned: bool = False):
+        """Submit `task` to `worker` (only there when `pinned`: a client of a clients point)."""
         u = task.unit  # a readable key: the scheduler's logs and dashboard name the unit
         key = f"fmtbench {u.case} {u.workload} {u.cache} r{u.round} {uuid.uuid4().hex[:12]}"
         return self.client.submit(run_unit, task, self.data_root, self._run, key=key,
                                   resources={RESOURCE: 1}, pure=False,
-                                  workers=None if worker is None else [worker], allow_other_workers=True)
+                                  workers=None if worker is None else [worker], allow_other_workers=not pinned)
 
     def _check_data(self, tasks: Iterable[Task]) -> None:
         """Every worker loads each new dataset (by name) and confirms its digest, before any unit."""
@@ -252,7 +256,8 @@ class DaskExecutor:
 
     def run_many(self, tasks: list[Task]) -> Iterator[tuple[Task, Outcome]]:
         """Run `tasks`, at most one per worker and one per case at a time, in the order given
-        where they can; yield each (task, outcome) as it finishes."""
+        where they can; yield each (task, outcome) as it finishes. Clients units come last, one
+        at a time, each with the whole cluster to itself."""
         try:
             self._check_data(tasks)
             yield from self._run_many(tasks)
@@ -265,7 +270,10 @@ class DaskExecutor:
         from distributed import wait
         from distributed.scheduler import KilledWorker
 
-        pending, running = list(tasks), {}  # future -> (task, worker)
+        from fmtbench.clients import run_clients
+
+        clients = [t for t in tasks if t.unit.workload == "clients"]
+        pending, running = [t for t in tasks if t.unit.workload != "clients"], {}  # future -> (task, worker)
         lonely_since = None
         while pending or running:
             workers = self._workers()
@@ -298,6 +306,8 @@ class DaskExecutor:
                 except KilledWorker as exc:  # the unit took several workers down with it: a failure
                     out = _lost(task, exc)
                 yield task, out
+        for task in clients:
+            yield task, run_clients(self, task)
 
     def _pick(self, pending: list[Task], worker: str, workers: list[str], running_cases: set[str]) -> Task | None:
         """The first pending task this idle worker should run: one of its own cases, else one of a
@@ -345,8 +355,9 @@ def units_per_worker(records: Iterable[dict[str, Any]]) -> dict[str, int]:
             key = (rec["case"], rec.get("dataset"), rec["workload"], rec["cache"], rec.get("round"))
             seen[key] = machine[-1].get("worker") or machine[-1].get("host") or rec.get("host") or "?"
     counts: dict[str, int] = {}
-    for worker in seen.values():
-        counts[worker] = counts.get(worker, 0) + 1
+    for workers in seen.values():
+        for worker in workers.split(","):  # a clients unit-round names each worker it ran on
+            counts[worker] = counts.get(worker, 0) + 1
     return dict(sorted(counts.items()))
 
 

@@ -32,6 +32,15 @@ def readers_metric(pattern: str, mode: str, n: int) -> str:
     return f"readers_{pattern}_{mode}{n}_samples_per_s"
 
 
+#: many clients (`fmtbench.clients`): N readers, one per cluster worker; the counts a run may ask for
+CLIENT_COUNTS = (*range(1, 17), 24, 32, 48, 64)
+
+
+def clients_metric(pattern: str, n: int) -> str:
+    """The metric of `n` clients, each on its own cluster worker, reading one shared file at once."""
+    return f"clients_{pattern}{n}_samples_per_s"
+
+
 def _readers_label(pattern: str, mode: str, n: int) -> str:
     what = "random batches" if pattern == "random" else "disjoint shards"
     return f"{what}, {n} reader {mode if n > 1 else {'processes': 'process', 'threads': 'thread'}[mode]}"
@@ -66,6 +75,11 @@ _METRICS = [
       for p in READER_PATTERNS for m in READER_MODES for n in READER_COUNTS),
     Metric("readers_fork_after_open_samples_per_s", "samples/s", "higher",
            "random batches, processes sharing a handle opened before fork"),
+    # many clients: aggregate over N clients on N workers (per-client latencies in each record's extra)
+    *(Metric(clients_metric(p, n), "samples/s", "higher",
+             f"{'random batches' if p == 'random' else 'disjoint shards'}, {n} client{'s' if n > 1 else ''} "
+             f"on {n} worker{'s' if n > 1 else ''}")
+      for p in READER_PATTERNS for n in CLIENT_COUNTS),
     # checkpoints: a Keras model saved (durable: fsynced) and loaded, warm or cold
     Metric("checkpoint_save_s", "s", "lower", "checkpoint save time (fsynced)"),
     Metric("checkpoint_load_s", "s", "lower", "checkpoint load time"),

@@ -35,6 +35,9 @@ class Profile:
     readers_counts: tuple[int, ...] = (1, 2, 4, 8)
     readers_window_s: float = 0.25
     readers_fork_count: int = 2
+    # clients workload (--cluster): counts of clients, one per worker, among metrics.CLIENT_COUNTS;
+    # () = every such count up to the cluster's workers. Each point reads for readers_window_s.
+    clients_counts: tuple[int, ...] = ()
     # checkpoint workload: its models and variants ("representative" or "all", see workloads.checkpoint)
     checkpoint_models: tuple[str, ...] = ("mlp", "cnn")
     checkpoint_grid: str = "representative"

@@ -24,15 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fmtbench.clients import NEEDS_CLUSTER
 from fmtbench.datasets._base import Dataset
 from fmtbench.errors import FmtbenchError, UnknownNameError
 from fmtbench.executor import DataRef, Executor, LocalExecutor, Outcome, Task, Unit
 from fmtbench.formats import Adapter, missing_dependency
+from fmtbench.formats._base import read_twins
 from fmtbench.profiles import Profile
 from fmtbench.results import BASELINE, ResultStore
 from fmtbench.workloads.checkpoint import is_checkpoint
 
-WORKLOADS = ("write", "scan", "random", "train", "native", "readers", "checkpoint")
+WORKLOADS = ("write", "scan", "random", "train", "native", "readers", "clients", "checkpoint")
 CACHES = ("warm", "cold")
 _ORDER_SALT = 7919  # keeps the round order's random stream apart from the workloads' index streams
 
@@ -59,12 +61,16 @@ class Plan:
     checkpoints: Sequence[str] = ()
 
     def units(self) -> list[tuple[str, str, str]]:
+        """Every (case, workload, cache) once. A case that differs from another planned case only
+        in read-side options (HDF5's chunk cache) has no write unit: its file is the same bytes."""
         out = []
         for w in ("train", "native"):  # the in-memory baselines every pipeline is held to
             if w in self.workloads:
                 out.append((BASELINE, w, "warm"))
+        twins = read_twins(self.cases)
         for case in self.cases:
-            for w in (w for w in self.workloads if w != "checkpoint"):
+            twin = case.case_id in twins
+            for w in (w for w in self.workloads if w != "checkpoint" and not (w == "write" and twin)):
                 for c in (("n/a",) if w == "write" else ("warm",) if w in ("train", "native") else self.caches):
                     out.append((case.case_id, w, c))
         if "checkpoint" in self.workloads:
@@ -142,16 +148,23 @@ class Runner:
         """Prepare every case's file, then run `profile.rounds` interleaved rounds of every unit."""
         units = plan.units()
         skipped = {c.case_id: why for c in plan.cases if (why := missing_dependency(c.name))}
+
+        def skip(case_id: str, w: str) -> str | None:  # clients run on a cluster's workers, one each
+            alone = w == "clients" and not getattr(self.executor, "runs_clients", False)
+            return skipped.get(case_id) or (NEEDS_CLUSTER if alone else None)
+
         for rnd in range(self.profile.rounds):
             for case_id, w, c in units:
                 unit = Unit(case_id, w, c, rnd)
-                if case_id in skipped and self._key(unit) not in self.done:
+                if skip(case_id, w) and self._key(unit) not in self.done:
                     with self.store.unit():
                         self.store.add_skip(case=case_id, workload=w, cache=c, dataset=self.ds.name,
-                                            reason=skipped[case_id], round=rnd)
-                        self.store.mark_done(case=case_id, workload=w, cache=c, dataset=self.ds.name, round=rnd)
+                                            reason=skip(case_id, w), round=rnd)
+                        if case_id in skipped:  # not done for want of a cluster: --resume on one measures it
+                            self.store.mark_done(case=case_id, workload=w, cache=c, dataset=self.ds.name,
+                                                 round=rnd)
                     self.on_unit(unit.label + " (skipped)")
-        todo = [u for u in units if u[0] not in skipped]
+        todo = [u for u in units if not skip(u[0], u[1])]
         broken = self.prepare({case_id for case_id, w, _ in todo
                                if case_id != BASELINE and w not in ("write", "checkpoint")})
         run_many = getattr(self.executor, "run_many", None)

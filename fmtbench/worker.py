@@ -151,6 +151,19 @@ def _readers(task: Task) -> list[Observation]:
     return obs
 
 
+def _client(task: Task) -> list[Observation]:
+    """One client of a clients point (`fmtbench.clients`): its own handle, one shared start."""
+    from fmtbench.clients import read_as_client
+
+    truth = load_split(task.data, "train")
+    with _open(task) as reader:
+        hook, state = _cache_state(reader, task.path, task.unit.cache)
+        obs = read_as_client(reader, task, truth, hook if task.unit.cache == "cold" else None)
+    for ob in obs:
+        ob.extra.update(state)
+    return obs
+
+
 def _checkpoint(task: Task) -> list[Observation]:
     from fmtbench.workloads.checkpoint import run_checkpoint
 
@@ -206,7 +219,7 @@ def _limits(task: Task, repeats: int = 5) -> list[Observation]:
 
 WORKLOADS: dict[str, Callable[[Task], list[Observation]]] = {
     "prepare": _prepare, "write": _write, "scan": _scan, "random": _random,
-    "train": _train, "native": _native, "readers": _readers, "checkpoint": _checkpoint,
+    "train": _train, "native": _native, "readers": _readers, "client": _client, "checkpoint": _checkpoint,
     "limits": _limits,
 }
 

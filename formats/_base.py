@@ -279,6 +279,20 @@ class Reader(ABC):
         self.close()
 
 
+def read_twins(adapters: Iterable[Adapter]) -> dict[str, str]:
+    """Cases that differ from another only in read-side options (their files are byte-identical):
+    twin case id -> its base, the one with every read-side option at its default (else the first)."""
+    groups: dict[tuple, list[Adapter]] = {}
+    for a in adapters:
+        groups.setdefault(a.file_key, []).append(a)
+    out = {}
+    for members in groups.values():
+        base = next((a for a in members if all(a.config[o.name] == o.default for o in a.options
+                                               if o.affects == "read")), members[0])
+        out.update({a.case_id: base.case_id for a in members if a.case_id != base.case_id})
+    return out
+
+
 class Adapter(ABC):
     """One storage format bound to one configuration; `case_id` names it everywhere."""
 
@@ -366,6 +380,11 @@ class Adapter(ABC):
         tokens = [opt.token(self.config[opt.name]) for opt in self.options]
         tokens = [t for t in tokens if t]
         return f"{self.name}/{'-'.join(tokens)}" if tokens else self.name
+
+    @property
+    def file_key(self) -> tuple:
+        """What decides the bytes written: the format and its options that affect the file."""
+        return (self.name, *((o.name, repr(self.config[o.name])) for o in self.options if o.affects != "read"))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.case_id}>"

@@ -23,6 +23,9 @@ class Option:
     name: str
     default: Any
     help: str = ""
+    #: "file": the option changes the bytes written; "read": only how the file is read (a cache),
+    #: so cases that differ only in such options share one file and its write figures.
+    affects: str = field(default="file", kw_only=True)
 
     def parse(self, token: str) -> tuple[bool, Any]:
         """(True, value) if token belongs to this option, else (False, None)."""

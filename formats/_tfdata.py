@@ -63,7 +63,8 @@ class Probe:
 
 def indexed_batches(read: Callable[[np.ndarray], tuple[np.ndarray, ...]], batches: np.ndarray,
                     signature: tuple[tuple[Any, tuple[int | None, ...]], ...], *, parallel: int = 1,
-                    probe: Probe | None = None, describe: str = "reader.read", block: int | None = None) -> Any:
+                    probe: Probe | None = None, describe: str = "reader.read", block: int | None = None,
+                    decode: Callable[..., tuple[Any, ...]] | None = None) -> Any:
     """tf.data elements ``read(batches[g])`` for g = 0, 1, ... in order, read ahead of the consumer.
 
     `read` takes a 1-D int64 index array and returns arrays matching `signature` ((dtype, shape)
@@ -71,6 +72,8 @@ def indexed_batches(read: Callable[[np.ndarray], tuple[np.ndarray, ...]], batche
     become tf.string). `block` consecutive batches are read by one call (their indices in order,
     then split): the hand-off into Python and the GIL are paid once per block, not per batch.
     `parallel` reads may be in flight at once; the output order stays that of `batches`.
+    `decode`, a graph function, turns a whole block's outputs (first dimension one per index) into
+    the elements' tensors before the block is split into batches: one op call per block, not per batch.
     """
     import tensorflow as tf
 
@@ -94,7 +97,10 @@ def indexed_batches(read: Callable[[np.ndarray], tuple[np.ndarray, ...]], batche
     def mapped(k: Any) -> tuple[Any, ...]:
         out = tf.numpy_function(fetch, [k], types, stateful=False)
         # (batches, size, ...): after unbatch every batch has the static shape the step was traced with
-        return tuple(tf.ensure_shape(t, (None, size, *shape[1:])) for t, (_, shape) in zip(out, signature))
+        if decode is None:
+            return tuple(tf.ensure_shape(t, (None, size, *shape[1:])) for t, (_, shape) in zip(out, signature))
+        flat = decode(*(tf.reshape(t, (-1, *shape[1:])) for t, (_, shape) in zip(out, signature)))
+        return tuple(tf.reshape(t, (-1, size, *t.shape[1:])) for t in flat)
 
     parallel = max(1, int(parallel))
     if probe is not None:

@@ -350,7 +350,8 @@ class HDF5Adapter(Adapter):
                "Blosc bitshuffle", choices={"shuffle": "byte", "bitshuffle": "bit"}),
         CacheSize("cache", DEFAULT_CACHE, "read-side chunk cache per dataset (default 1m; cache0: none; "
                   "cacheauto: every chunk, at most 1/4 of RAM)", prefix="cache", units=True,
-                  maximum=16 << 30),  # more than this machine's memory would only fail later, as a "corrupt file"
+                  # more than this machine's memory would only fail later, as a "corrupt file"
+                  maximum=16 << 30, affects="read"),
         Flag("fletcher32", help="fletcher32 checksum of every chunk"),
     )
     grid = (

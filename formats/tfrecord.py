@@ -304,17 +304,18 @@ class TFRecordReader(Reader):
         return out
 
     def tf_batches(self, batches: np.ndarray, probe: Any = None) -> Any:
-        """As TFRecord's users train: the records of each batch read ahead by index (one pread
-        and a crc32c check each, on a tf.data thread), then one ``parse_example`` +
-        ``decode_raw`` per batch in the graph (no Python per record)."""
+        """As TFRecord's users train: the records of each block of batches read ahead by index
+        (one pread and a crc32c check each, on a tf.data thread), then one ``parse_example`` +
+        ``decode_raw`` per block in the graph (no Python per record), split into batches."""
         tf = _tf()
         from ._tfdata import indexed_batches
 
         ds = indexed_batches(lambda idx: (self.serialized(idx),), batches, ((object, (None,)),),
-                             probe=probe, describe="records by index (pread + crc32c)")
+                             probe=probe, describe="records by index (pread + crc32c)",
+                             decode=_batch_parser(tf, self.image_shape, self.image_dtype))
         if probe is not None:
-            probe.pipeline += ", parse_example in the graph"
-        return ds.map(_batch_parser(tf, self.image_shape, self.image_dtype))
+            probe.pipeline += ", one parse_example per call in the graph"
+        return ds
 
     def _scan(self, batch_size: int) -> Iterator[Batch]:
         tf = _tf()

@@ -16,7 +16,7 @@ _FORMAT_ORDER = {name: i for i, name in enumerate(formats())}
 PREFERRED_CACHES = ("warm", "n/a", "cold")
 #: Workloads with sections of their own, kept out of the case x metric table and its stars:
 #: checkpoints are Keras models, not storage-format cases, and concurrent readers are curves.
-OWN_SECTION = ("checkpoint", "readers")
+OWN_SECTION = ("checkpoint", "readers", "clients")
 CHECKPOINT = "checkpoint/"  # the id prefix of checkpoint cases (fmtbench.workloads.checkpoint)
 
 

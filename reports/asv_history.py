@@ -1,8 +1,9 @@
 """asv history for offline reading: asv 0.6 result files -> one self-contained HTML page.
 
 asv's own site (``asv publish``) loads its JavaScript from CDNs. This page has one inline SVG
-line chart per benchmark (a line per parameter combination, commits in date order on x) and
-no script, stylesheet or image from anywhere: it works from a file on a machine without network.
+line chart per benchmark (a line per parameter combination, commits in date order on x; drawn by
+``svg.lines``, the report's chart code) and no script, stylesheet or image from anywhere: it
+works from a file on a machine without network.
 
 Input: ``RESULTS_DIR/<machine>/<commit>-<env>.json`` (asv's ``results`` dict, one row per
 benchmark whose columns ``result_columns`` names; ``result`` holds one value per parameter
@@ -16,15 +17,15 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 
 import click
 
-COLORS = ("#1971c2", "#e8590c", "#2f9e44", "#7048e8", "#c2255c", "#0c8599", "#f08c00",
-          "#5c940d", "#862e9c", "#495057")
-W, H, LEFT, RIGHT, TOP, BOTTOM = 820, 280, 72, 260, 16, 46
-DASHES = ("none", "6 3", "2 2")
+from fmtbench.atomic import atomic_path
+
+from . import svg
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass
@@ -101,98 +102,30 @@ def fmt(value: float, unit: str) -> str:
     return f"{value:.4g}{' ' + unit if unit and unit != 'unit' else ''}"
 
 
-def _ticks(lo: float, hi: float, log: bool) -> list[float]:
-    if log:
-        mults = (1, 2, 5) if hi - lo < 2.5 else (1,)
-        out = [m * 10.0**d for d in range(math.floor(lo), math.ceil(hi) + 1) for m in mults]
-        return [v for v in out if lo <= math.log10(v) <= hi] or [10.0**lo]
-    step = (hi - lo) / 4 or 1.0
-    mag = 10 ** math.floor(math.log10(step))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= step)
-    return [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
-
-
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
 def chart(hist: History, runs: list[Run]) -> str:
-    """One inline SVG line chart: a line per series over the commits, log y when values span >10x.
-
-    Colours repeat every ten series; each repeat draws its lines with another dash pattern.
-    """
+    """One inline SVG line chart (svg.lines): a line per series over the commits in date order."""
     x_of = {r.commit: i for i, r in enumerate(runs)}
-    values = [v for s in hist.series.values() for v in s.values()]
-    height = max(H, TOP + 14 * len(hist.series) + 24)  # room for the whole legend
-    pw, ph = W - LEFT - RIGHT, height - TOP - BOTTOM
-    out = [f'<svg class="history-chart" viewBox="0 0 {W} {height}" width="{W}" height="{height}" '
-           f'role="img" aria-label="{_e(hist.name)}">',
-           f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#dee2e6"/>']
-    if not values:
-        out.append(f'<text x="{LEFT + 10}" y="{TOP + ph / 2}">no successful result</text></svg>')
-        return "".join(out)
-    log = min(values) > 0 and max(values) / min(values) > 10
-    t = math.log10 if log else float
-    lo, hi = t(min(values)), t(max(values))
-    pad = (hi - lo) * 0.08 or (abs(hi) * 0.1 or 1.0)
-    lo, hi = lo - pad, hi + pad
-
-    def px(commit: str) -> float:
-        return LEFT + (x_of[commit] + 0.5) * pw / max(1, len(runs))
-
-    def py(value: float) -> float:
-        return TOP + ph - (t(value) - lo) / (hi - lo) * ph
-
-    for tk in _ticks(lo, hi, log):
-        out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{py(tk):.1f}" y2="{py(tk):.1f}" stroke="#f1f3f5"/>'
-                   f'<text x="{LEFT - 6}" y="{py(tk) + 4:.1f}" text-anchor="end" class="tick">'
-                   f'{_e(fmt(tk, hist.unit))}</text>')
-    for r in runs[:: max(1, math.ceil(len(runs) / 12))]:
-        out.append(f'<text x="{px(r.commit):.1f}" y="{TOP + ph + 16}" text-anchor="middle" class="tick">'
-                   f'{_e(r.commit[:8])}</text>')
-    for k, (label, points) in enumerate(sorted(hist.series.items())):
-        color = COLORS[k % len(COLORS)]
-        dash = DASHES[k // len(COLORS) % len(DASHES)]
-        line = f'fill="none" stroke="{color}" stroke-width="1.5" stroke-dasharray="{dash}"'
-        ordered = sorted(points.items(), key=lambda cv: x_of[cv[0]])
-        if len(ordered) > 1:
-            out.append(f'<polyline points="{" ".join(f"{px(c):.1f},{py(v):.1f}" for c, v in ordered)}" {line}/>')
-        for c, v in ordered:
-            out.append(f'<circle cx="{px(c):.1f}" cy="{py(v):.1f}" r="3" fill="{color}">'
-                       f'<title>{_e(label)} @ {_e(c[:8])}: {_e(fmt(v, hist.unit))}</title></circle>')
-        ly, lx = TOP + 8 + 14 * k, LEFT + pw + 10
-        out.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{ly - 3}" y2="{ly - 3}" {line}/>'
-                   f'<circle cx="{lx + 9}" cy="{ly - 3}" r="2.5" fill="{color}"/>'
-                   f'<text x="{lx + 24}" y="{ly + 1}" class="legend">{_e(label[:38])}</text>')
-    out.append(f'<text x="{LEFT + pw / 2}" y="{height - 6}" text-anchor="middle" class="tick">'
-               f'commit (oldest left){"; log scale" if log else ""}</text></svg>')
-    return "".join(out)
-
-
-STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#212529;max-width:1000px}
-h2{font-size:15px;margin:1.6em 0 .3em;font-family:monospace}.tick,.legend{font-size:11px;fill:#495057}
-table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #dee2e6;text-align:left}
-.meta{color:#868e96}"""
+    series = {label: {x_of[c]: v for c, v in points.items()} for label, points in hist.series.items()}
+    every = max(1, math.ceil(len(runs) / 12))
+    return svg.lines(series, {i: r.commit[:8] for i, r in enumerate(runs) if i % every == 0},
+                     lambda v: fmt(v, hist.unit), hist.name, "commit (oldest left)", cls="history-chart")
 
 
 def render(results_dir: str | Path) -> str:
-    """The whole page: the commits, then one section with one chart per benchmark."""
+    """The whole page: the commits, then one section with one chart per benchmark (a jinja2
+    template on the report's stylesheet; no script)."""
+    import jinja2
+    from markupsafe import Markup
+
     runs, histories = load(results_dir)
-    e = _e
-    commits = "".join(
-        f"<tr><td><code>{e(r.commit[:12])}</code></td>"
-        f"<td>{e(time.strftime('%Y-%m-%d %H:%M', time.gmtime(r.date / 1000)))}</td>"
-        f"<td>{e(r.machine)}</td><td>{e(r.env)}</td></tr>" for r in runs)
-    sections = "".join(
-        f'<section class="benchmark" id="{e(h.name)}"><h2>{e(h.name)}</h2>'
-        f'<p class="meta">unit: {e(h.unit or "n/a")}; {len(h.series)} series</p>{chart(h, runs)}</section>'
-        for h in histories)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>asv history</title>'
-            f"<style>{STYLE}</style></head><body><h1>asv benchmark history</h1>"
-            f'<p class="meta">{len(histories)} benchmarks over {len(runs)} commits, from {e(str(results_dir))}. '
-            f"Hover a point for its value. Failed or skipped results leave gaps.</p>"
-            f"<table><tr><th>commit</th><th>date (UTC)</th><th>machine</th><th>environment</th></tr>"
-            f"{commits}</table>{sections}</body></html>\n")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("asv_history.html.j2").render(
+        css=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")), source=str(results_dir),
+        runs=[{"commit": r.commit[:12], "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.date / 1000)),
+               "machine": r.machine, "env": r.env} for r in runs],
+        benchmarks=[{"name": h.name, "unit": h.unit or "n/a", "series": len(h.series),
+                     "svg": Markup(chart(h, runs))} for h in histories]) + "\n"
 
 
 def write_history(results_dir: str | Path, output: str | Path) -> Path:
@@ -202,7 +135,9 @@ def write_history(results_dir: str | Path, output: str | Path) -> Path:
         raise FileNotFoundError(f"no asv results under {root} (run asv with results saved first)")
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(root), encoding="utf-8")
+    html = render(root)
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return out
 
 

@@ -14,16 +14,21 @@ import click
                    "reports/fmtbench-compare.html for two, so a comparison never replaces a run's page.")
 @click.option("--dataset", "-d", default=None,
               help="Which dataset of the stores to report (default: the one measured last).")
-def report_cmd(results: tuple[str, ...], output: str, dataset: str | None) -> None:
+@click.option("--weights", "-w", default=None, metavar="USE=N,...",
+              help="Weights of the balanced pick, e.g. size=2,write=0 (uses: streaming, shuffled, serving, "
+                   "size, write; default 1 each; the page can change them too).")
+def report_cmd(results: tuple[str, ...], output: str, dataset: str | None, weights: str | None) -> None:
     """Render RESULTS (result folders or results.jsonl files) into one HTML report.
 
     Two stores: the page shows both merged (the second wins where both measured a unit) and
     compares them case by case, flagging changes beyond the measured noise.
     """
+    from fmtbench.reports.recommend import parse_weights
     from fmtbench.reports.render import write_report
 
     if output is None:
         output = "reports/fmtbench-compare.html" if len(results) == 2 else "reports/fmtbench-report.html"
-    done = write_report(list(results), output, dataset=dataset, argv=["fmtbench", *sys.argv[1:]])
+    done = write_report(list(results), output, dataset=dataset, argv=["fmtbench", *sys.argv[1:]],
+                        weights=parse_weights(weights) if weights is not None else None)
     click.echo(f"report: {done.html} ({done.html_bytes / 1024:.0f} KiB, {done.seconds:.2f} s)")
     click.echo(f"table:  {done.csv}, {done.json}")

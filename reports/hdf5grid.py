@@ -26,7 +26,7 @@ class Layout:
     @property
     def chunk_label(self) -> str:
         """'contiguous' or 'chunk 64'."""
-        return "contiguous" if self.chunk is None else f"{self.chunk} rows"
+        return "contiguous" if self.chunk is None else f"{self.chunk} row{'s' * (self.chunk != 1)}"
 
 
 SHUFFLE = {"none": "none", "byte": "shuffle", "bit": "bitshuffle"}  # config value -> id token

@@ -52,7 +52,7 @@ def hdf5(frame: Frame, chunk_cache: dict | None) -> dict[str, Any]:
         for metric in MAP_METRICS:
             vals = {k: frame.median(c, metric) for k, c in grid.items()}
             sc = scale_for(METRICS[metric].unit, vals.values())
-            cells = {k: (v, sc.text(v)) for k, v in vals.items() if v is not None}
+            cells = {k: _cell(frame.get(grid[k], metric), sc) for k, v in vals.items() if v is not None}
             if cells:
                 title = f"{METRICS[metric].label} ({sc.unit.strip()}) — shuffle: {shuffle}"
                 charts.append({"title": title, "svg": svg.heatmap(rows, cols, cells, METRICS[metric].better,
@@ -72,6 +72,18 @@ def hdf5(frame: Frame, chunk_cache: dict | None) -> dict[str, Any]:
                 f"{METRICS[metric].label} by chunk-cache size",
                 texts=[[sc.text(v, True) for v in values]])})
     return out
+
+
+def _cell(row: Any, sc: Any) -> svg.Cell:
+    """A heat-map cell: the median, its IQR and 95% CI for the tooltip, marked when the CI is wide."""
+    v = row.median
+    if row.n < 2 or row.q1 is None:
+        return svg.Cell(v, sc.text(v), f"n={row.n}: one round, no spread")
+    ci = (row.ci_low, row.ci_high) if row.ci_low is not None and row.ci_high is not None else (row.q1, row.q3)
+    wide = bool(v) and (ci[1] - ci[0]) / abs(v) > svg.WIDE
+    spread = (f"median {sc.text(v, True)}; IQR {sc.text(row.q1)}–{sc.text(row.q3)}; 95% CI "
+              f"{sc.text(row.ci_low)}–{sc.text(row.ci_high)}; n={row.n}" + (" (wide)" if wide else ""))
+    return svg.Cell(v, sc.text(v), spread, wide)
 
 
 def _cache_worth(frame: Frame, lays: dict) -> dict[str, Any]:

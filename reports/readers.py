@@ -6,13 +6,14 @@ import statistics
 from html import escape
 from typing import Any
 
-from fmtbench.metrics import READER_COUNTS, READER_MODES, READER_PATTERNS, readers_metric
+from fmtbench.metrics import (CLIENT_COUNTS, READER_COUNTS, READER_MODES, READER_PATTERNS, clients_metric,
+                              readers_metric)
 from fmtbench.workloads.readers import SLOWER
 
 from . import svg, trust
 from .analysis import Frame
 from .load import Results
-from .units import number, scale_for
+from .units import number, scale_for, times
 
 SCALES, SERIALIZES = 0.7, 1.15  # efficiency at 2 readers that scales; speed-up below which it serializes
 PAST_CORES = 1.3  # gain from `cores` to the most readers that says the reads wait on I/O
@@ -181,7 +182,7 @@ def section(frame: Frame, results: Results) -> dict[str, Any]:
     """Everything the readers section shows; `missing` when no readers unit was measured."""
     rows = [r for r in frame.rows if r.workload == "readers"]
     if not rows:
-        return {"missing": "not measured in this run (fmtbench run -w readers)"}
+        return {"missing": "not measured in this run (fmtbench run -w readers)", "clients": many_clients(frame)}
     cores = _cores(results)
     caches = [c for c in ("warm", "cold") if any(r.cache == c for r in rows)]
     cases = [c for c in frame.cases() if any(r.case == c for r in rows)]
@@ -213,4 +214,107 @@ def section(frame: Frame, results: Results) -> dict[str, Any]:
             "findings": [f for f in findings if f["outcome"] != "ok"],
             "findings_ok": [c for c in cases if {f["outcome"] for f in findings if f["case"] == c} == {"ok"}],
             "fork_count": next((f["readers"] for f in findings), None),
-            "thresholds": {"scales": SCALES, "serializes": SERIALIZES, "slower": SLOWER}}
+            "thresholds": {"scales": SCALES, "serializes": SERIALIZES, "slower": SLOWER},
+            "clients": many_clients(frame)}
+
+
+# --- many clients: the clients workload (fmtbench.clients), one client per cluster worker ----
+
+_CHART_COUNTS = 4  # bars per case in a chart (the table has every count)
+_OVERLAP = 0.1  # clients whose starts spread over more than this share of the wall time overlapped poorly
+
+
+def _clients_row(frame: Frame, case: str, pattern: str, n: int, cache: str) -> dict[str, Any] | None:
+    row = frame.get(case, clients_metric(pattern, n), cache)
+    if row is None or not row.median:
+        return None
+    x = row.extra
+    return {"rate": row.median, "p50": _median(x, "client_p50_s"), "p99": _median(x, "client_p99_s"),
+            "spread": _median(x, "client_rate_spread"), "hosts": sorted(set(x.get("hosts") or [])),
+            "start_spread": x.get("start_spread_s"), "wall": x.get("wall_s")}
+
+
+def _clients_sentence(case: str, pattern: str, cache: str, points: dict[int, dict[str, Any]]) -> dict[str, str]:
+    """What the figures say: the gain from 1 to the most clients against the ideal, the p99 change."""
+    return {"case": case, "text": _clients_text(f"({PATTERN_TITLE[pattern]}, {cache})", points)}
+
+
+def _clients_text(where: str, points: dict[int, dict[str, Any]]) -> str:
+    top = max(points)
+    if 1 not in points or top == 1:
+        return f"{where}: {top} client{'s' if top > 1 else ''} only, no gain to compute."
+    one, many = points[1], points[top]
+    gain = many["rate"] / one["rate"]
+    text = (f"{where}: aggregate grows {times(gain)} from 1 to {top} clients ({gain / top:.0%} of the ideal "
+            f"×{top})" if gain >= 1 else f"{where}: aggregate falls to {times(gain)} from 1 to {top} clients")
+    if one["p99"] is not None and many["p99"] is not None:
+        text += f"; per-client p99 {number(one['p99'] * 1e3)} → {number(many['p99'] * 1e3)} ms"
+    if many["start_spread"] and many["wall"] and many["start_spread"] > _OVERLAP * many["wall"]:
+        text += (f"; their starts spread over {number(many['start_spread'] * 1e3)} ms of a "
+                 f"{number(many['wall'] * 1e3)} ms wall, so they overlapped only in part (a longer window helps)")
+    return text + "."
+
+
+def _pick_counts(counts: list[int]) -> list[int]:
+    """At most _CHART_COUNTS counts, the first and the last among them."""
+    if len(counts) <= _CHART_COUNTS:
+        return counts
+    step = (len(counts) - 1) / (_CHART_COUNTS - 1)
+    return sorted({counts[round(i * step)] for i in range(_CHART_COUNTS)})
+
+
+def many_clients(frame: Frame) -> dict[str, Any] | None:
+    """The many-clients panel: aggregate samples/s vs clients, per-client p50/p99 per case, a
+    sentence per case from its figures, and the table; None when no clients unit was measured."""
+    rows = [r for r in frame.rows if r.workload == "clients"]
+    if not rows:
+        return None
+    caches = [c for c in ("warm", "cold") if any(r.cache == c for r in rows)]
+    cases = [c for c in frame.cases() if any(r.case == c for r in rows)]
+    counts = sorted({n for n in CLIENT_COUNTS for p in READER_PATTERNS for c in cases
+                     if any(frame.get(c, clients_metric(p, n), cache) for cache in caches)})
+    shown = _pick_counts(counts)
+    charts, sentences, table = [], [], []
+    for pattern in READER_PATTERNS:
+        for cache in caches:
+            got = {case: pts for case in cases
+                   if (pts := {n: pt for n in counts if (pt := _clients_row(frame, case, pattern, n, cache))})}
+            if not got:
+                continue
+            labels = list(got)
+            series = [(f"{n} client{'s' if n > 1 else ''}", [got[c].get(n, {}).get("rate") for c in labels])
+                      for n in shown]
+            title = f"{PATTERN_TITLE[pattern].capitalize()}, {cache} cache"
+            charts.append({"title": f"{title}: aggregate samples/s", "svg": svg.bars(
+                labels, series, "samples/s, all clients together", f"{title}: aggregate samples/s",
+                texts=[[scale_for("samples/s", [v]).text(v, True) for v in vs] for _, vs in series])})
+            lat = [(c, n) for c in labels for n in shown if n in got[c]]
+            charts.append({"title": f"{title}: per-client read latency", "svg": svg.bars(
+                [f"{c}, {n} client{'s' if n > 1 else ''}" for c, n in lat],
+                [(q, [_ms(got[c][n][q]) for c, n in lat]) for q in ("p50", "p99")],
+                "ms per read (median over clients)", f"{title}: per-client read latency")})
+            for case, pts in got.items():
+                sentences.append(_clients_sentence(case, pattern, cache, pts))
+                table.append({"case": case, "cache": cache, "pattern": PATTERN_TITLE[pattern], "cells": [
+                    _clients_cell(pts.get(n), pts.get(1), n) for n in counts]})
+    hosts = sorted({h for r in rows for h in r.extra.get("hosts") or []})
+    shared = (f"Every client ran on one host ({hosts[0]}): with more than one, they shared its cores and its "
+              f"page cache, so this measures that machine, not the storage." if len(hosts) == 1 else "")
+    return {"counts": counts, "caches": caches, "charts": charts, "sentences": sentences, "table": table,
+            "hosts": hosts, "one_host": shared}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
+def _clients_cell(pt: dict[str, Any] | None, one: dict[str, Any] | None, n: int) -> dict[str, str]:
+    if pt is None:
+        return {"rate": "–", "detail": ""}
+    sc = scale_for("samples/s", [pt["rate"]])
+    detail = [f"{pt['rate'] / (one['rate'] * n):.0%} of ideal"] if one and n > 1 else []
+    if pt["p50"] is not None and pt["p99"] is not None:
+        detail.append(f"p50 {number(pt['p50'] * 1e3)} · p99 {number(pt['p99'] * 1e3)} ms")
+    if pt["spread"] and n > 1:
+        detail.append(f"fastest/slowest client {times(pt['spread'])}")
+    return {"rate": sc.text(pt["rate"], True), "detail": " · ".join(detail)}

@@ -1,16 +1,118 @@
-"""Recommendations per use, derived from the measurements, each with its reason and figures."""
+"""Picks by use, derived from the measurements: each with its runner-up, the gap and its interval,
+"tie" where the intervals overlap, and what the pick costs on the other uses.
+
+The uses are one table (`USES`); "balanced" ranks every case by a weighted geometric mean of how
+many times worse than the best it is on each use's metric. The weights are stated on the page
+and adjustable there (the page recomputes the pick from `balance_data`) or through
+`recommend(..., weights=...)`.
+"""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fmtbench.metrics import METRICS
 
-from .analysis import TIE, Frame, best_row, goodness, outcome
+from .analysis import TIE, Frame, best_row, goodness, interval, outcome
+from .load import Row
 from .units import scale_for, times
 
-BALANCE = ("file_bytes", "write_s", "scan_samples_per_s", "random_p50_s",
-           "batch_unsorted_samples_per_s", "train_samples_per_s")
+
+@dataclass(frozen=True)
+class Use:
+    """A question a reader brings, the metric that answers it, and what the pick means."""
+
+    name: str
+    metric: str
+    short: str  # its name in a list of costs: "size", "write"
+    question: str
+    what: str  # the deciding figure's meaning, e.g. "lowest single-sample read latency"
+    figures: tuple[str, ...]  # supporting figures shown under the pick
+
+
+USES = (
+    Use("streaming training", "native_samples_per_s", "streaming",
+        "Reading in the format's own order, through its own pipeline and a shuffle buffer.",
+        "fastest feed in the format's own order", ("scan_samples_per_s", "file_bytes")),
+    Use("shuffled training", "train_samples_per_s", "shuffled",
+        "A fresh random permutation every epoch (random access; the same weights as from memory).",
+        "fastest shuffled feed", ("epoch_s", "data_wait_share", "file_bytes")),
+    Use("random single-sample serving", "random_p50_s", "serving",
+        "One sample at a time by index (a lookup service, a custom sampler).",
+        "lowest single-sample read latency", ("random_p99_s", "open_s", "file_bytes")),
+    Use("smallest file", "file_bytes", "size", "The fewest bytes on disk (storage, transfer).",
+        "smallest on disk", ("compression_ratio", "write_s", "scan_samples_per_s")),
+    Use("fastest write", "write_s", "write", "Converting the dataset into the format.",
+        "shortest write", ("file_bytes", "write_peak_rss_bytes")),
+)
+#: When a training workload did not run, its pick falls back to the read pattern it stands on.
+FALLBACK = {"train_samples_per_s": ("batch_unsorted_samples_per_s", "by random-batch throughput instead"),
+            "native_samples_per_s": ("scan_samples_per_s", "by sequential scan throughput instead")}
+BALANCED = "balanced"
+#: The balanced score's default weights: every use counts alike.
+WEIGHTS = {u.metric: 1.0 for u in USES}
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """'size=2,write=0' -> the balanced weights (uses by short name; unnamed uses keep weight 1)."""
+    from fmtbench.errors import FmtbenchError, UnknownNameError
+
+    by_short = {u.short: u.metric for u in USES}
+    out = dict(WEIGHTS)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, number = part.partition("=")
+        if name.strip() not in by_short:
+            raise UnknownNameError("balanced-weight use", name.strip(), by_short)
+        try:
+            weight = float(number) if eq else math.nan
+        except ValueError:
+            weight = math.nan
+        if not math.isfinite(weight) or weight < 0:
+            raise FmtbenchError(f"weight {part!r} is not USE=NUMBER with a number >= 0 "
+                                f"(e.g. size=2,write=0; uses: {', '.join(by_short)})")
+        out[by_short[name.strip()]] = weight
+    return out
+
+
+@dataclass
+class Gap:
+    """How far the runner-up is behind the pick: ``times`` worse (1 = equal), with the gap's 95%
+    interval from both figures' intervals; a tie when that interval reaches 1."""
+
+    case: str
+    figure: str  # its value: "4.18 µs"
+    times: float
+    low: float | None = None
+    high: float | None = None
+    tie: bool = False
+
+    def interval(self) -> str:
+        """'×1.25–×1.58', or '' without intervals (one round, or a composite score)."""
+        return f"{times(self.low)}–{times(self.high)}" if self.low is not None and self.high is not None else ""
+
+    def text(self) -> str:
+        if self.low is None or self.high is None:
+            return f"runner-up {self.case}: {self.figure} ({times(self.times)} worse)"
+        verdict = "a tie: the intervals overlap" if self.tie else "intervals apart"
+        return f"runner-up {self.case}: {self.figure} ({times(self.times)} worse, interval {self.interval()}; {verdict})"
+
+
+@dataclass
+class Cost:
+    """The pick on another use: its figure and how many times worse than that use's best (1 = a tie)."""
+
+    use: str  # the use's short name
+    figure: str
+    times: float
+    best: str | None  # the best case there, when the pick is not (tied with) it
+
+    def text(self) -> str:
+        return f"{self.use} best" if self.best is None else f"{self.use} {times(self.times)}"
+
+    def title(self) -> str:
+        return self.figure + ("" if self.best is None else f": {times(self.times)} the best ({self.best})")
 
 
 @dataclass
@@ -23,6 +125,13 @@ class Recommendation:
     figures: list[str] = field(default_factory=list)
     #: cases whose interval overlaps the pick's: the pick is a tie with them, not a winner.
     tied: list[str] = field(default_factory=list)
+    question: str = ""
+    metric: str | None = None
+    figure: str = ""  # the deciding figure: "single-sample read p50 2.67 µs"
+    value: str = ""  # its value alone: "2.67 µs"
+    runner_up: Gap | None = None
+    #: what the pick costs on the other uses (`Cost`s, in the order of `USES`).
+    costs: list[Cost] = field(default_factory=list)
 
 
 def show(frame: Frame, case: str, metric: str, cache: str | None = None) -> str:
@@ -31,6 +140,11 @@ def show(frame: Frame, case: str, metric: str, cache: str | None = None) -> str:
     if row is None or row.median is None:
         return ""
     return f"{METRICS[metric].label} {scale_for(row.unit, [row.median]).text(row.median, True)}"
+
+
+def value(row: Row) -> str:
+    """The row's median in its unit: '2.67 µs'."""
+    return scale_for(row.unit, [row.median]).text(row.median, True)
 
 
 def _figures(frame: Frame, case: str, metrics: tuple[str, ...]) -> list[str]:
@@ -50,89 +164,152 @@ def tied_with(frame: Frame, metric: str, cases: list[str], winner: str) -> list[
     return out
 
 
-def _runner_up(frame: Frame, metric: str, cases: list[str], winner: str, tied: list[str]) -> str:
-    """How the next best compares: the tie, or 'runner-up X at V (n times worse)'."""
-    if tied:
-        names = ", ".join(tied[:4]) + (f" and {len(tied) - 4} more" if len(tied) > 4 else "")
-        return f"a tie: {names} cannot be told apart from it (intervals overlap, or within 1%)"
+def gap(pick: Row, other: Row) -> tuple[float, float | None, float | None]:
+    """How many times worse `other` is than `pick` (>= 1 when the pick is better), with the widest
+    ratio both figures' intervals allow (from the 95% CIs of the medians, else the IQRs)."""
+    g = goodness(pick.metric, other.median, pick.median)
+    ip, io = interval(pick), interval(other)
+    if not ip or not io or min(*ip, *io) <= 0:
+        return g, None, None
+    if METRICS[pick.metric].better == "higher":
+        return g, ip[0] / io[1], ip[1] / io[0]
+    return g, io[0] / ip[1], io[1] / ip[0]
+
+
+def runner_up(frame: Frame, metric: str, cases: list[str], winner: str) -> Gap | None:
+    """The best case after the winner, and how far behind it is."""
     second = best_row(frame, metric, [c for c in cases if c != winner])
     if second is None:
-        return ""
-    g = goodness(metric, second.median, frame.get(winner, metric).median)
-    return f"runner-up {second.case}: {show(frame, second.case, metric)} ({times(g)} worse, intervals apart)"
+        return None
+    top = frame.get(winner, metric)
+    g, lo, hi = gap(top, second)
+    if not math.isfinite(g):
+        return None
+    tie = outcome(top, second) == "same" or g < 1 + TIE
+    return Gap(second.case, value(second), g, lo, hi, tie)
 
 
-def _by_metric(frame: Frame, use: str, metric: str, cases: list[str], what: str,
-               figures: tuple[str, ...], exclude: set = frozenset()) -> Recommendation:
-    eligible = [c for c in cases if not any((c, metric, k) in exclude for k in ("warm", "cold", "n/a"))]
+def costs(frame: Frame, case: str, uses: list[Use], cases: list[str], exclude: set = frozenset()) -> list[Cost]:
+    """The case's figure on each of `uses` and how far it is from the best of `cases` there
+    (flagged figures in `exclude` are never the best)."""
+    out = []
+    for u in uses:
+        row, best = frame.get(case, u.metric), best_row(frame, u.metric, _eligible(frame, u.metric, cases, exclude))
+        if row is None or row.median is None or best is None:
+            continue
+        g = goodness(u.metric, row.median, best.median)
+        if not math.isfinite(g):  # a zero rate: no ratio to state
+            continue
+        tie = g < 1 + TIE or outcome(row, best) == "same"
+        out.append(Cost(u.short, show(frame, case, u.metric), g, None if tie else best.case))
+    return out
+
+
+def _eligible(frame: Frame, metric: str, cases: list[str], exclude: set) -> list[str]:
+    return [c for c in cases if not any((c, metric, k) in exclude for k in ("warm", "cold", "n/a"))]
+
+
+def pick(frame: Frame, use: Use, cases: list[str], exclude: set = frozenset(), metric: str | None = None,
+         what: str | None = None) -> Recommendation:
+    """The case with the best median of the use's metric (or `metric`) among `cases`, a flagged
+    figure never picked, with its runner-up and its cost on the other uses."""
+    metric = metric or use.metric
+    eligible = _eligible(frame, metric, cases, exclude)
     top = best_row(frame, metric, eligible)
     if top is None:
         why = ("every figure is flagged as past what this machine can do (see 'How these numbers were taken')"
                if any(frame.get(c, metric) is not None for c in cases) else "not measured in this run")
-        return Recommendation(use, None, f"{METRICS[metric].label}: {why}")
-    reason = f"{what}: {show(frame, top.case, metric)}"
+        return Recommendation(use.name, None, f"{METRICS[metric].label}: {why}", question=use.question,
+                              metric=metric)
+    second = runner_up(frame, metric, eligible, top.case)
     tied = tied_with(frame, metric, eligible, top.case)
-    extra = _runner_up(frame, metric, eligible, top.case, tied)
-    return Recommendation(use, top.case, reason + (f"; {extra}" if extra else ""),
-                          _figures(frame, top.case, figures), tied)
+    reason = f"{what or use.what}: {show(frame, top.case, metric)}"
+    if tied:
+        names = ", ".join(tied[:4]) + (f" and {len(tied) - 4} more" if len(tied) > 4 else "")
+        reason += f"; a tie with {names} (intervals overlap, or within 1%)"
+    others = [u for u in USES if u.metric not in (metric, use.metric)]
+    return Recommendation(use.name, top.case, reason, _figures(frame, top.case, use.figures), tied,
+                          question=use.question, metric=metric, runner_up=second, figure=show(frame, top.case, metric),
+                          value=value(top),
+                          costs=costs(frame, top.case, others, frame.cases(), exclude))
 
 
-#: The two training questions, each its own pick: (use, metric, what the pick answers).
-SHUFFLED = ("shuffled training", "train_samples_per_s",
-            "fastest feed when every epoch reads a fresh random permutation (random access, the shared "
-            "order; same weights as in memory)")
-STREAMING = ("streaming training", "native_samples_per_s",
-             "fastest feed read in the format's own order through its own pipeline and a shuffle buffer")
+def _trained(frame: Frame, cases: list[str]) -> list[str]:
+    """Cases whose shuffled training reproduced the in-memory weights (or was not checked)."""
+    return [c for c in cases if (r := frame.get(c, "train_samples_per_s")) is not None
+            and r.extra.get("weights_match_baseline") is not False]
 
 
-def recommend(frame: Frame, exclude: set = frozenset()) -> list[Recommendation]:
-    """Smallest file, fastest random access, shuffled training, streaming training, best balance;
-    figures in `exclude` ((case, metric, cache) flagged as not credible) are never picked."""
+def recommend(frame: Frame, exclude: set = frozenset(),
+              weights: Mapping[str, float] | None = None) -> list[Recommendation]:
+    """One pick per use in `USES`, then the balanced pick; figures in `exclude` ((case, metric,
+    cache) flagged as not credible) are never picked."""
     cases = frame.cases()
-    out = [
-        _by_metric(frame, "smallest file", "file_bytes", cases, "smallest on disk",
-                   ("compression_ratio", "write_s", "scan_samples_per_s", "random_p50_s")),
-        _by_metric(frame, "fastest random access", "random_p50_s", cases, "lowest single-sample read latency",
-                   ("random_p99_s", "batch_unsorted_samples_per_s", "file_bytes"), exclude),
-    ]
-    use, metric, what = SHUFFLED
-    trained = [c for c in cases if frame.get(c, metric) is not None
-               and frame.get(c, metric).extra.get("weights_match_baseline") is not False]
-    if trained:
-        out.append(_by_metric(frame, use, metric, trained, what, ("epoch_s", "data_wait_share", "file_bytes"),
-                              exclude))
-    else:
-        out.append(_by_metric(frame, use, "batch_unsorted_samples_per_s", cases,
-                              "training not measured in this run; by random-batch throughput instead",
-                              ("random_p50_s", "file_bytes"), exclude))
-    use, metric, what = STREAMING
-    if any(frame.get(c, metric) is not None for c in cases):
-        out.append(_by_metric(frame, use, metric, cases, what, ("scan_samples_per_s", "file_bytes"), exclude))
-    else:
-        out.append(_by_metric(frame, use, "scan_samples_per_s", cases,
-                              "streaming training not measured in this run; by sequential scan throughput instead",
-                              ("file_bytes",), exclude))
-    out.append(balance(frame, exclude))
+    out = []
+    for use in USES:
+        pool = _trained(frame, cases) if use.metric == "train_samples_per_s" else cases
+        if use.metric in FALLBACK and not any(frame.get(c, use.metric) is not None for c in pool):
+            metric, how = FALLBACK[use.metric]
+            out.append(pick(frame, use, cases, exclude, metric, f"{use.name} not measured in this run; {how}"))
+        else:
+            out.append(pick(frame, use, pool, exclude))
+    out.append(balance(frame, exclude, weights))
     return out
 
 
-def balance(frame: Frame, exclude: set = frozenset()) -> Recommendation:
-    """The case closest to the best on every measured axis at once (lowest geometric-mean shortfall);
-    a case with a flagged figure is not ranked."""
+def balance_data(frame: Frame, exclude: set = frozenset()) -> dict[str, Any] | None:
+    """What the balanced score stands on: per case, log(times worse than the best) on each use's
+    metric measured for at least half the cases (cases missing one, or with a flagged figure, are
+    not ranked). The page recomputes the pick from this when the reader changes the weights."""
     cases = [c for c in frame.cases() if not any(k[0] == c for k in exclude)]
-    used = [m for m in BALANCE
-            if sum(frame.median(c, m) is not None for c in cases) >= max(2, math.ceil(len(cases) / 2))]
+    used = [u.metric for u in USES
+            if sum(frame.median(c, u.metric) is not None for c in cases) >= max(2, math.ceil(len(cases) / 2))]
     cands = [c for c in cases if all(frame.median(c, m) is not None for m in used)]
-    if len(used) < 2 or not cands:
-        return Recommendation("best balance", None, "not measured in this run (needs two or more metrics)")
+    if len(used) < 2 or len(cands) < 1:
+        return None
     best = {m: best_row(frame, m, cands).median for m in used}
-    shortfall = {c: {m: goodness(m, frame.median(c, m), best[m]) for m in used} for c in cands}
-    score = {c: math.exp(sum(math.log(max(v, 1e-300)) for v in s.values()) / len(used))
-             for c, s in shortfall.items() if all(math.isfinite(v) for v in s.values())}
+    logs = {}
+    for c in cands:
+        g = [goodness(m, frame.median(c, m), best[m]) for m in used]
+        if all(math.isfinite(v) and v > 0 for v in g):
+            logs[c] = [math.log(v) for v in g]
+    if not logs:
+        return None
+    return {"metrics": used, "labels": [METRICS[m].label for m in used],
+            "uses": [next(u.short for u in USES if u.metric == m) for m in used], "cases": logs}
+
+
+def scores(data: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, float]:
+    """The weighted geometric mean of each case's shortfalls (1 = best on every weighted use)."""
+    w = [max(0.0, float(weights.get(m, 0.0))) for m in data["metrics"]]
+    total = sum(w)
+    if total <= 0:
+        return {}
+    return {c: math.exp(sum(wi * li for wi, li in zip(w, logs)) / total) for c, logs in data["cases"].items()}
+
+
+def balance(frame: Frame, exclude: set = frozenset(),
+            weights: Mapping[str, float] | None = None) -> Recommendation:
+    """The case closest to the best on every use at once (lowest weighted geometric-mean shortfall)."""
+    question = "Closest to the best on every use at once, by weights you can change."
+    data = balance_data(frame, exclude)
+    weights = dict(WEIGHTS if weights is None else weights)
+    score = scores(data, weights) if data else {}
     if not score:
-        return Recommendation("best balance", None, "not measured in this run")
-    win = min(score, key=score.get)
-    parts = ", ".join(f"{METRICS[m].label} {times(shortfall[win][m])}" for m in used)
-    reason = (f"closest to the best on {len(used)} axes at once: on average {times(score[win])} "
-              f"from the best of each ({parts}; ×1 = best)")
-    return Recommendation("best balance", win, reason, _figures(frame, win, tuple(used)))
+        why = "not measured in this run (needs two or more uses measured)" if not data else "every weight is 0"
+        return Recommendation(BALANCED, None, why, question=question)
+    ranked = sorted(score, key=score.get)
+    win = ranked[0]
+    used = data["metrics"]
+    stated = ", ".join(f"{METRICS[m].label} {weights.get(m, 0):g}" for m in used)
+    parts = ", ".join(f"{METRICS[m].label} {times(math.exp(v))}" for m, v in zip(used, data["cases"][win]))
+    reason = (f"on average {times(score[win])} from the best of each use ({parts}; ×1 = best); "
+              f"weights: {stated}")
+    second = None
+    if len(ranked) > 1:
+        s2 = ranked[1]
+        second = Gap(s2, f"{times(score[s2])} on average", score[s2] / score[win])
+    return Recommendation(BALANCED, win, reason, _figures(frame, win, tuple(used)), question=question,
+                          runner_up=second, costs=costs(frame, win, [u for u in USES if u.metric in used], ranked),
+                          figure=f"on average {times(score[win])} from the best of each use",
+                          value=f"{times(score[win])} the best, on average")

@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint, panels, readers, sections, trust
+from . import cards, checkpoint, leads, panels, readers, sections, trust
 from .analysis import Frame, datasets, frame
 from .claims import check_claims
 from .compare import compare
 from .load import Results, load
-from .recommend import recommend
+from .recommend import WEIGHTS, balance_data, recommend
+from .units import times
 
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_OUTPUT = Path("reports") / "fmtbench-report.html"
@@ -38,7 +39,8 @@ class Written:
     seconds: float
 
 
-def context(results: Results, dataset: str | None = None, argv: list[str] | None = None) -> dict[str, Any]:
+def context(results: Results, dataset: str | None = None, argv: list[str] | None = None,
+            weights: dict[str, float] | None = None) -> dict[str, Any]:
     """Everything the template shows, computed from the results (and a comparison when two stores are given)."""
     fr = frame(results, dataset)
     others = [f"{n} ({(d or '')[:12]})" for n, d in datasets(results) if (n, d) != (fr.dataset, fr.digest)]
@@ -50,17 +52,23 @@ def context(results: Results, dataset: str | None = None, argv: list[str] | None
     cc = next((p["chunk_cache"] for p in reversed(prov) if p["chunk_cache"]), None)
     machine_limits = trust.limits(results)
     flagged = trust.flagged_keys(fr, machine_limits)
-    return {
+    ctx = {
         "header": sections.header(results, fr, others), "table": sections.table(fr, flagged),
         "method": method(results, fr, machine_limits), "damage": sections.damage(fr),
         "fronts": sections.fronts(fr), "hdf5": panels.hdf5(fr, cc), "training": panels.training(fr),
         "checkpoint": checkpoint.view(fr),
         "readers": readers.section(fr, results),
-        "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr, flagged), "claims": check_claims(fr),
+        "warm_cold": panels.warm_cold(fr), "recommendations": recommend(fr, flagged, weights), "claims": check_claims(fr),
+        "balance": {"data": balance_data(fr, flagged), "weights": weights or WEIGHTS},
         "comparison": panels.comparison(cmp), "problems": sections.problems(fr), "provenance": prov,
+        "hosts": sections.hosts(fr),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(argv) if argv else None, "frame": fr,
     }
+    ctx["leads"] = leads.leads(fr, ctx)
+    ctx["cards"] = cards.cards(fr, flagged)
+    ctx["not_measured"] = leads.not_measured(fr, ctx["header"].get("rows"))
+    return ctx
 
 
 def method(results: Results, fr: Frame, machine_limits: dict[str, float]) -> dict[str, Any]:
@@ -82,8 +90,10 @@ def _template() -> Any:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["svg"] = lambda s: Markup(s) if s else ""  # svg.py escapes every text it draws
+    env.globals["times"] = times
     env.globals["css"] = Markup((TEMPLATES / "report.css").read_text(encoding="utf-8"))
-    env.globals["js"] = Markup((TEMPLATES / "sort.js").read_text(encoding="utf-8"))
+    # every script of the page, one file per behaviour (sorting, balanced weights, chart downloads)
+    env.globals["js"] = Markup("\n".join(p.read_text(encoding="utf-8") for p in sorted(TEMPLATES.glob("*.js"))))
     return env.get_template("report.html.j2")
 
 
@@ -111,14 +121,15 @@ def export(fr: Frame, ctx: dict[str, Any], csv_path: Path, json_path: Path) -> N
 
 
 def write_report(paths: list[str | os.PathLike[str]], output: str | os.PathLike[str] = DEFAULT_OUTPUT,
-                 dataset: str | None = None, argv: list[str] | None = None) -> Written:
+                 dataset: str | None = None, argv: list[str] | None = None,
+                 weights: dict[str, float] | None = None) -> Written:
     """Load the stores, render the page to `output` and the CSV/JSON exports beside it."""
     t0 = time.perf_counter()
     if Path(output).suffix.lower() in (".csv", ".json"):
         raise FmtbenchError(f"report output {output} would be overwritten by its own {Path(output).suffix} "
                             f"export; name the page with .html (the .csv and .json go beside it)")
     results = load(list(paths))
-    ctx = context(results, dataset, argv)
+    ctx = context(results, dataset, argv, weights)
     html = render_html(ctx)
     out = Path(output)
     with atomic_path(out) as tmp:  # a reader never sees half a page

@@ -7,7 +7,7 @@ from typing import Any
 from fmtbench.metrics import METRICS
 
 from . import svg
-from .analysis import Frame, best_per_column, pareto_front
+from .analysis import Frame, best_per_column, case_sort_key, pareto_front
 from .load import BASELINE, Results
 from .units import label, scale_for
 
@@ -90,12 +90,33 @@ def _arrow(metric: str, axis: str) -> str:
     return ("→" if hi else "←") if axis == "x" else ("↑" if hi else "↓")
 
 
+def read_twins(frame: Frame) -> dict[str, str]:
+    """The frame's cases that differ from another only in how the file is read -> that base case."""
+    from fmtbench.formats import get_case
+    from fmtbench.formats._base import read_twins as twins
+
+    adapters = []
+    for case in frame.cases():
+        try:
+            adapters.append(get_case(case))
+        except Exception:  # an id this checkout no longer parses: no twin
+            continue
+    return twins(adapters)
+
+
 def front(frame: Frame, xm: str, ym: str, title: str) -> dict[str, Any]:
-    """One Pareto chart: cases with both metrics; the non-dominated ones highlighted and listed."""
+    """One Pareto chart: cases with both metrics; the non-dominated ones highlighted and listed.
+    A read-side twin (same file as its base) is left off a chart of write figures only, and
+    on the others shows its base's write figure (the same file) where it has none of its own."""
     pts: dict[str, tuple[float, float]] = {}
     caches = set()
+    twins = read_twins(frame)
+    writes = [frame.workload_of(m) == "write" for m in (xm, ym)]
     for case in frame.cases():
-        x, y = frame.get(case, xm), frame.get(case, ym)
+        if case in twins and all(writes):
+            continue
+        x, y = (frame.get(case, m) or (frame.get(twins[case], m) if w and case in twins else None)
+                for m, w in ((xm, writes[0]), (ym, writes[1])))
         if x and y and x.median and y.median and x.median > 0 and y.median > 0:
             pts[case] = (x.median, y.median)
             caches |= {x.cache, y.cache} - {"n/a"}
@@ -170,3 +191,29 @@ def damage(frame: Frame) -> dict[str, Any]:
         rows.append({"case": case, "cells": [{"label": adapter.detection(kind).label,
                                                "by": adapter.detection(kind).by} for kind in DAMAGE]})
     return {"kinds": list(DAMAGE), "rows": rows}
+
+
+def hosts(frame: Frame) -> dict[str, Any] | None:
+    """Each figure per host, side by side, when several hosts measured this dataset (a cluster
+    run); every median is one host's rounds only. None when one host measured everything."""
+    names = sorted({r.host for r in frame.rows if r.host})
+    if len(names) < 2:
+        return None
+    per: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in frame.rows:
+        if r.host and r.median is not None and r.case != BASELINE:
+            per.setdefault((r.case, r.metric, r.cache), {})[r.host] = r
+    shared = {k: v for k, v in per.items() if len(v) >= 2}
+    rows = []
+    for (case, metric, cache), by in sorted(shared.items(), key=lambda kv: (case_sort_key(kv[0][0]), kv[0][1:])):
+        sc = scale_for(METRICS[metric].unit, [r.median for r in by.values()])
+        first = by.get(names[0])
+        cells = []
+        for h in names:
+            r = by.get(h)
+            ratio = r.median / first.median if r is not None and first is not None and first.median else None
+            cells.append({"text": sc.text(r.median, True) if r else "–",
+                          "ratio": "" if ratio is None or h == names[0] else f"{ratio:.2f}×", "v": r.median if r else ""})
+        rows.append({"case": case, "metric": METRICS[metric].label, "cache": cache, "cells": cells})
+    counts = {h: sum(1 for r in frame.rows if r.host == h) for h in names}
+    return {"hosts": names, "rows": rows, "counts": counts, "only_one": len(per) - len(shared)}

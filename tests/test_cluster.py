@@ -53,6 +53,16 @@ def _address(info: Path) -> str | None:
 def cluster(tmp_path):
     """A `dask scheduler` and two `dask worker`s (one unit each at a time), as the README starts them;
     w1 keeps its files on its own disk (FMTBENCH_DATA_DIR), w0 uses the client's --data-dir."""
+    yield from _cluster(tmp_path, own_disk=True)
+
+
+@pytest.fixture
+def shared_cluster(tmp_path):
+    """The same two workers, both reading the client's --data-dir (shared storage)."""
+    yield from _cluster(tmp_path, own_disk=False)
+
+
+def _cluster(tmp_path: Path, own_disk: bool):
     from distributed import Client
 
     info = tmp_path / "scheduler.json"
@@ -63,7 +73,8 @@ def cluster(tmp_path):
         workers = {name: _spawn([DASK, "worker", address, "--name", name, "--nthreads", "1", "--resources",
                                  "unit=1", "--no-nanny", "--no-dashboard", "--local-directory",
                                  str(tmp_path / name)], tmp_path / f"{name}.log",
-                                **({"FMTBENCH_DATA_DIR": str(tmp_path / "w1-disk")} if name == "w1" else {}))
+                                **({"FMTBENCH_DATA_DIR": str(tmp_path / "w1-disk")} if name == "w1" and own_disk
+                                   else {}))
                    for name in ("w0", "w1")}
         procs += workers.values()
         with Client(address, timeout=30) as client:
@@ -220,3 +231,39 @@ def test_a_local_cluster_runs_units_without_the_nanny_environment(tmp_path):
     env = worker["executor"]["environment"]
     assert "MALLOC_TRIM_THRESHOLD_" not in env and "OMP_NUM_THREADS" not in env
     assert worker["executor"]["hash_seed"] == "round + 1"
+
+
+def test_many_clients_read_one_shared_file_at_once_and_each_count_is_stored_once(shared_cluster, tmp_path):
+    """-w clients --clients 1,2: one client per worker, both reading the one file on shared storage
+    from one start; each (pattern, count) stored once, the 2-client record naming both workers."""
+    from fmtbench.metrics import READER_PATTERNS, clients_metric
+
+    address, _, names = shared_cluster
+    results, shared = tmp_path / "results", tmp_path / "shared"
+    done = subprocess.run([sys.executable, "-m", "fmtbench", "run", "--cluster", address, "-d", "synthetic",
+                           "--n", "2000", "-p", "quick", "-c", "npy", "-w", "clients", "--clients", "1,2",
+                           "--rounds", "1", "--results", str(results), "--data-dir", str(shared),
+                           "--report", str(tmp_path / "r.html")], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=180, env=dict(os.environ, FMTBENCH_OFFLINE="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [_unit(r) for r in _records(results, "done")] == [("npy", "clients", "warm", 0)]
+    assert _records(results, "failure") == []
+    meas = _records(results, "measurement")
+    assert Counter(r["metric"] for r in meas) == {clients_metric(p, n): 1 for p in READER_PATTERNS for n in (1, 2)}
+    for r in meas:
+        x = r["extra"]
+        n, clients = x["clients"], x["per_client"]
+        assert r["metric"] == clients_metric(x["pattern"], n) and len(clients) == n
+        assert len(set(x["workers"])) == n and set(x["workers"]) <= set(names.values())
+        assert all(c["samples"] > 0 and c["verified"] for c in clients)  # each checked its batches' data
+        assert len({c["path"] for c in clients}) == 1 and clients[0]["path"].startswith(str(shared))
+        assert sum(c["samples"] for c in clients) == x["samples"]
+        assert r["median"] == pytest.approx(x["samples"] / x["wall_s"])  # aggregate: all over first start-last end
+        assert all(0 <= c["start_s"] < c["end_s"] <= x["wall_s"] + 1e-9 for c in clients)
+        assert r["host"] == os.uname().nodename and x["hosts"] == [r["host"]]
+        if x["pattern"] == "scan":  # disjoint shards, each read again until the window ends
+            assert x["samples"] >= 2000 and x["wall_s"] >= x["window_s"]
+    (two,) = [r for r in meas if r["metric"] == clients_metric("random", 2)]
+    assert set(two["extra"]["workers"]) == set(names.values())
+    html = (tmp_path / "r.html").read_text()
+    assert 'id="many-clients"' in html and "from 1 to 2 clients" in html

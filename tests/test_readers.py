@@ -99,6 +99,10 @@ def test_shards_are_disjoint_and_cover_the_file():
         assert np.array_equal(got, np.arange(1001))
     a, b = (list(zip(range(3), rd.Work("random", 2, k, 1000, 64, 0).batches())) for k in (0, 1))
     assert not np.array_equal(a[0][1], b[0][1])  # each reader its own seeded order
+    # a client of many clients reads its shard again until the window ends (epochs)
+    again = rd.Work("scan", 2, 1, 1001, 64, 0, epochs=True).batches()
+    first = np.concatenate([next(again) for _ in range(8)])  # 501 samples: 8 batches
+    assert np.array_equal(first, np.arange(500, 1001)) and np.array_equal(next(again), np.arange(500, 564))
 
 
 def test_readers_is_a_workload_with_both_caches():
@@ -143,3 +147,58 @@ def test_run_w_readers_through_the_cli_stores_points_findings_and_renders(tmp_pa
         finding = next(r["extra"]["fork_after_open"][0] for r in recs
                        if r["kind"] == "measurement" and r["case"] == c)
         assert finding["outcome"] in OUTCOMES and finding["detail"]
+
+
+def test_clients_without_a_cluster_are_a_skip_with_its_reason_never_an_error(tmp_path):
+    """Many clients need a cluster's workers: a local run stores a skip (not done, so a later
+    --resume on a cluster measures it) and runs nothing."""
+    from fmtbench.clients import NEEDS_CLUSTER
+    from fmtbench.executor import InlineExecutor
+    from fmtbench.results import ResultStore
+    from fmtbench.runner import Runner
+
+    assert check_workloads(["clients", "readers"]) == ("readers", "clients")
+    store = ResultStore(tmp_path / "res")
+    Runner(datasets.load("synthetic", n=200), PROFILE, store, tmp_path / "data",
+           executor=InlineExecutor()).run(Plan([get_case("npy")], ("clients",), ("warm", "cold")))
+    skips = store.records("skip")
+    assert [(r["workload"], r["cache"], r["reason"]) for r in skips] == \
+        [("clients", c, NEEDS_CLUSTER) for _ in range(PROFILE.rounds) for c in ("warm", "cold")]
+    assert store.records("done") == [] and store.records("measurement") == []
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.npy"))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-w", "clients", "--clients", "1,0"], "error: --clients 1,0: '0' is no client count; choose among 1, 2,"),
+    (["-w", "scan", "--clients", "2"], "error: --clients sets the counts of the clients workload: add -w clients"),
+])
+def test_bad_client_counts_are_one_clear_line(argv, message, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fmtbench", "run", "-d", "synthetic", "--n", "200", "-c", "npy",
+                          "--results", str(tmp_path / "res"), "--no-report", *argv], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, FMTBENCH_OFFLINE="1"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert out.stderr.startswith(message)
+
+
+def test_the_many_clients_panel_says_what_its_figures_show(tmp_path):
+    from fmtbench.metrics import clients_metric
+    from fmtbench.reports.analysis import frame
+    from fmtbench.reports.load import load
+    from fmtbench.reports.readers import many_clients, section
+    from fmtbench.results import ResultStore
+
+    store = ResultStore(tmp_path)
+    for n, rate, p99 in ((1, 1000.0, 0.002), (2, 1900.0, 0.004)):
+        extra = {"pattern": "random", "clients": n, "hosts": [f"h{k}" for k in range(n)],
+                 "client_p50_s": [0.001], "client_p99_s": [p99], "client_rate_spread": [1.1],
+                 "start_spread_s": 0.001, "wall_s": 0.3}
+        store.add_measurement("npy", "clients", clients_metric("random", n), "warm", [rate], "synthetic", "d" * 64,
+                              extra=extra, host=",".join(extra["hosts"]))
+    fr = frame(load([tmp_path]))
+    panel = many_clients(fr)
+    assert panel["counts"] == [1, 2] and len(panel["charts"]) == 2
+    (said,) = panel["sentences"]
+    assert said["case"] == "npy" and said["text"] == ("(random batches, warm): aggregate grows ×1.90 from 1 to 2 "
+                                                     "clients (95% of the ideal ×2); per-client p99 2.00 → 4.00 ms.")
+    assert panel["table"][0]["cells"][1]["detail"].startswith("95% of ideal · p50 1.00 · p99 4.00 ms")
+    assert section(fr, load([tmp_path]))["clients"] == panel  # shown even where readers were not measured

@@ -147,11 +147,11 @@ def test_recommendations_come_from_the_data(tmp_path):
     recs = {r.use: r for r in recommend.recommend(fr)}
     assert recs["smallest file"].case == "hdf5/chunk64-blosczstd-bitshuffle"
     assert "7.50 MiB" in recs["smallest file"].reason
-    assert recs["fastest random access"].case == "tfrecord"
+    assert recs["random single-sample serving"].case == "tfrecord"
     assert recs["shuffled training"].case == "hdf5"
     # streaming is its own question with its own pick: only tfrecord and hdf5 streamed here
     assert recs["streaming training"].case == max(("tfrecord", "hdf5"), key=lambda c: CASES[c][5])
-    assert recs["best balance"].case is not None and "×" in recs["best balance"].reason
+    assert recs["balanced"].case is not None and "×" in recs["balanced"].reason
 
 
 def test_training_recommendations_fall_back_to_reads_when_training_was_not_run(tmp_path):
@@ -347,3 +347,128 @@ def test_a_store_reads_without_a_writer(tmp_path):
     assert recs and {r["kind"] for r in recs} >= {"provenance", "measurement", "skip"}
     assert read_records(path, "skip") == [r for r in recs if r["kind"] == "skip"]
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before  # nothing created or claimed
+
+
+# --- readable charts (issue 14 part 4) ---
+
+def _label_boxes(chart: str) -> list[tuple[float, float, float, float]]:
+    import re
+
+    return [(float(x), float(y) - 10, float(x) + len(t) * svg._LABEL_W, float(y) + 2)
+            for x, y, t in re.findall(r'<text x="([\d.]+)" y="([\d.]+)" class="label">([^<]*)</text>', chart)]
+
+
+def test_axes_label_at_least_four_ticks_where_the_data_sits_and_say_log():
+    for values, log in (([25.4, 30.5, 45.3, 50.0, 120.0], True), ([0.5, 3.0], False), ([1e-5, 1e-1], True),
+                        ([9.8, 10.4], True), ([1.0, 1e6], True)):
+        axis = svg.Axis(values, 72, 576, log)
+        shown = [t for t, text in axis.labelled() if text]
+        inside = [t for t in shown if min(values) * 0.9 <= t <= max(values) * 1.1]
+        assert len(shown) >= svg.MIN_TICKS and len(inside) >= 2, (values, shown)
+    pts = [svg.Point("a", 25.4, 1.0), svg.Point("b", 120.0, 30.0)]
+    chart = svg.scatter(pts, ["a"], "size (MiB)", "rate", "t", ("lower", "higher"))
+    assert "size (MiB) · log scale" in chart and ">75<" in chart  # the old axis showed only 50 and 100
+
+
+def test_front_labels_overlap_neither_each_other_nor_a_front_dot():
+    # npy and tfrecord as the default run measured them: close on both axes (they overlapped)
+    pts = [svg.Point("parquet/rg1024-zstd", 25.4, 932.0), svg.Point("arrayrecord/group64-example", 25.8, 135.0),
+           svg.Point("arrayrecord", 30.5, 16.5), svg.Point("npy", 45.3, 10.5), svg.Point("tfrecord", 50.0, 10.1),
+           *(svg.Point(f"grey{i}", 44 + i * 0.3, 12 + i) for i in range(8))]
+    front = ["parquet/rg1024-zstd", "arrayrecord/group64-example", "arrayrecord", "npy", "tfrecord"]
+    chart = svg.scatter(pts, front, "x", "y", "t", ("lower", "lower"))
+    boxes = _label_boxes(chart)
+    assert len(boxes) == len(front)  # every front dot labelled
+    overlap = lambda a, b: a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]  # noqa: E731
+    assert not any(overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    import re
+    dots = [(float(x) - 5, float(y) - 5, float(x) + 5, float(y) + 5)
+            for x, y in re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="5"', chart)]
+    assert len(dots) == len(front) and not any(overlap(a, d) for a in boxes for d in dots)
+
+
+def test_bar_charts_past_the_cap_become_small_multiples_on_one_axis():
+    fmts = ("hdf5", "parquet", "zarr", "jsonl")
+    labels = [f"hdf5/chunk{c}-{z}" for c in (1, 64, 1024) for z in ("gzip1", "gzip4", "lzf", "blosclz4") * 5]
+    labels = list(dict.fromkeys(labels)) + [f"hdf5/chunk{c}-x{i}" for c in (1, 64, 1024) for i in range(30)]
+    labels += [f"{f}/v{i}" for f in fmts[1:] for i in range(12)]
+    vals = [float(i + 1) for i in range(len(labels))]
+    assert len(labels) > 110
+    chart = svg.bars(labels, [("a", vals)], "x", "t")
+    panels = chart.split('<g transform="')[1:]
+    assert len(panels) >= 6  # one per format, HDF5 one per chunk size
+    assert all(p.count("<rect ") <= svg.MAX_ROWS for p in panels)
+    assert sum(p.count("<rect ") for p in panels) == len(labels)
+    ticks = {tuple(__import__("re").findall(r'class="tick">([\d,.]+)</text>', p.split("<rect")[0])) for p in panels}
+    assert len(ticks) == 1  # the same value axis in every panel
+    small = svg.bars(labels[:30], [("a", vals[:30])], "x", "t")
+    assert small.count('<g transform="') == 1  # one chart, as before
+
+
+def test_heatmap_marks_a_wide_interval_and_shows_spread_on_hover():
+    cells = {("64 rows", "none"): svg.Cell(10.0, "10", "IQR 9–11; 95% CI 7–13; n=3", True),
+             ("64 rows", "gzip4"): svg.Cell(20.0, "20", "IQR 19.9–20.1; 95% CI 19.8–20.2; n=3", False)}
+    chart = svg.heatmap(["64 rows"], ["none", "gzip4"], cells, "higher", "t", "chunk", "compression")
+    assert chart.count('class="wide"') == 1 and "95% CI 7–13" in chart and "wider than 20% of the median" in chart
+
+
+def test_report_heatmaps_carry_each_cells_interval(tmp_path):
+    from fmtbench.reports import panels
+
+    fr = _frame(tmp_path)
+    charts = [c["svg"] for m in panels.hdf5(fr, None)["maps"] for c in m["charts"]]
+    assert charts and all("95% CI" in c or "one round, no spread" in c for c in charts)  # file size: n=1
+    assert sum("95% CI" in c for c in charts) >= len(charts) * 2 // 3
+
+
+def test_plan_skips_writes_of_read_side_twins_and_the_write_front_leaves_them_out(tmp_path):
+    from fmtbench.formats import get_case
+    from fmtbench.reports.sections import front
+    from fmtbench.runner import Plan
+
+    ids = ["hdf5/chunk1024-gzip4", "hdf5/chunk1024-gzip4-cacheauto", "hdf5/chunk64-cache0", "hdf5/chunk64", "npy"]
+    units = Plan([get_case(i) for i in ids], ("write", "scan"), ("warm",)).units()
+    writes = {c for c, w, _ in units if w == "write"}
+    assert writes == {"hdf5/chunk1024-gzip4", "hdf5/chunk64", "npy"}
+    assert {c for c, w, _ in units if w == "scan"} == set(ids)
+    alone = Plan([get_case("hdf5/chunk64-cache0")], ("write",), ("warm",)).units()
+    assert alone == [("hdf5/chunk64-cache0", "write", "n/a")]  # no base planned: it writes
+
+    twin = "hdf5/chunk1024-gzip4-cache64m"
+    fr = _frame(tmp_path, cases={**CASES, twin: (9, 0.001, 7.2e5, 1.2e-4, 2.4e5, 30e3, 0.2)})  # a "fast write"
+    assert twin not in [c for c in front(fr, "write_s", "file_bytes", "w")["front"]]
+    assert front(fr, "write_s", "file_bytes", "w")["n"] == len(CASES) - 1
+    no_write = Frame(fr.dataset, fr.digest, [r for r in fr.rows if not (r.case == twin and r.workload == "write")])
+    scan = front(no_write, "file_bytes", "scan_samples_per_s", "s")
+    assert scan["n"] == len(CASES) and f"{twin}: 9" in scan["svg"]  # the base's file size
+
+
+def test_every_chart_gets_download_links_from_an_inline_script(tmp_path):
+    build_store(tmp_path / "s")
+    page = render.write_report([tmp_path / "s"], tmp_path / "r.html").html.read_text()
+    assert "chart-links" in page and "XMLSerializer" in page and "toBlob" in page
+    assert page.count('class="chart"') >= 8
+    assert "fetch(" not in page and "XMLHttpRequest" not in page
+
+
+def test_asv_history_page_draws_with_the_report_chart_code(tmp_path):
+    from fmtbench.reports import asv_history
+
+    machine = tmp_path / "results" / "m1"
+    machine.mkdir(parents=True)
+    for k, commit in enumerate(("a" * 40, "b" * 40, "c" * 40)):
+        (machine / f"{commit[:8]}-env.json").write_text(json.dumps({
+            "commit_hash": commit, "date": 1700000000000 + k * 86400000, "env_name": "env",
+            "params": {"machine": "m1"}, "result_columns": ["result", "params"],
+            "results": {"bench_scan.Scan.time_scan": [[0.01 * (k + 1), 2.0], [["'npy'", "'hdf5'"]]],
+                        "bench_size.Size.track_bytes": [[1000.0 + k], [["'npy'"]]]}}))
+    (tmp_path / "results" / "benchmarks.json").write_text(json.dumps(
+        {"bench_scan.Scan.time_scan": {"unit": "seconds"}, "bench_size.Size.track_bytes": {"unit": "bytes"}}))
+    calls = []
+    real = svg.lines
+    with mock.patch.object(svg, "lines", side_effect=lambda *a, **k: calls.append(a) or real(*a, **k)):
+        out = asv_history.write_history(tmp_path / "results", tmp_path / "h.html")
+    html = out.read_text()
+    assert len(calls) == 2 and html.count('class="history-chart"') == 2 and "<script" not in html
+    assert "log scale" in html  # 10 ms .. 2 s spans more than 10x
+    assert ":root" in html  # the report's stylesheet

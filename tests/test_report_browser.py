@@ -95,17 +95,53 @@ def test_the_first_screen_shows_every_pick_as_a_person_sees_it(report, tmp_path)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 768})
             page.goto(report.as_uri(), wait_until="load")
-            cards = page.locator("#recommendations .card")
+            rows = page.locator("#recommendations tr.pick-row")
             seen = {}
-            for i in range(cards.count()):
-                card = cards.nth(i)
-                use = card.locator("h3").inner_text().strip().lower()
-                seen[use] = card.locator(".pick").inner_text().split()[0]
-                box = card.bounding_box()
-                assert box and box["width"] > 150, f"the {use!r} card is not drawn"
+            for i in range(rows.count()):
+                row = rows.nth(i)
+                use = row.get_attribute("data-use")
+                seen[use] = row.locator("td.pick code").inner_text().strip()
+                box = row.locator("td.pick").bounding_box()
+                assert box and box["width"] > 60, f"the {use!r} pick is not drawn"
+                if use != "balanced":  # runner-up and gap, or a tie, as a person reads them
+                    assert row.locator("td.gap").inner_text().strip(), f"the {use!r} pick has no runner-up"
             assert seen == picks
-            first = cards.nth(0).bounding_box()
-            assert first["y"] < 768, "the first pick is below the first screen"
+            last = rows.nth(rows.count() - 1).bounding_box()
+            assert last["y"] < 768, "the last pick is below the first screen"
             page.screenshot(path=str(_artifacts(tmp_path) / "first-screen.png"))
+        finally:
+            browser.close()
+
+
+def test_the_balanced_weights_change_the_pick_in_the_page(report):
+    # the weights are stated and adjustable: all weight on one use makes that use's pick the balanced one
+    from playwright.sync_api import sync_playwright
+
+    from fmtbench.reports.load import load
+    from fmtbench.reports.recommend import WEIGHTS, balance
+    from fmtbench.reports.render import context
+
+    ctx = context(load([report.parent / "old", report.parent / "new"]))
+    data = ctx["balance"]["data"]
+    assert data and len(data["metrics"]) >= 2
+    only = {m: (1.0 if m == "file_bytes" else 0.0) for m in WEIGHTS}
+    expected = balance(ctx["frame"], set(), only).case  # the Python scorer with the same weights
+    assert expected is not None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(report.as_uri(), wait_until="load")
+            row = page.locator('#recommendations tr.pick-row[data-use="balanced"]')
+            before = row.locator("td.pick code").inner_text()
+            for m in data["metrics"]:
+                page.fill(f'#balance-weights input[name="{m}"]', "1" if m == "file_bytes" else "0")
+            after = row.locator("td.pick code").inner_text()
+            assert errors == []
+            assert after == expected
+            assert "size best" in row.locator("td.costs").inner_text()
+            assert before == ctx["recommendations"][-1].case
         finally:
             browser.close()

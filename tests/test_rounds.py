@@ -65,7 +65,7 @@ def test_overlapping_intervals_are_a_tie_in_picks_and_best_marks(tmp_path):
                       "hdf5": {"random_p50_s": [1.3, 1.5, 1.7]},  # median 1.5 > 1.2, but overlapping
                       "csv": {"random_p50_s": [9.0, 9.5, 10.0]}})
     fr = frame(load([tmp_path]))
-    rec = {r.use: r for r in recommend(fr)}["fastest random access"]
+    rec = {r.use: r for r in recommend(fr)}["random single-sample serving"]
     assert rec.case == "npy" and rec.tied == ["hdf5"] and "a tie" in rec.reason
     assert best_per_column(fr)[("random_p50_s", "warm")] == {"npy", "hdf5"}
 

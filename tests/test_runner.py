@@ -78,7 +78,7 @@ def test_quick_run_writes_a_valid_store(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-w", "scan,fly"], "unknown workload 'fly'; valid: checkpoint, native, random, readers, scan, train, write"),
+    (["-w", "scan,fly"], "unknown workload 'fly'; valid: checkpoint, clients, native, random, readers, scan, train, write"),
     (["-c", "parquet/rg1024-brotli"], "unknown option of parquet 'brotli'"),
     (["-c", "nosuch/*"], "unknown case pattern"),
 ])

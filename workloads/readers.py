@@ -62,14 +62,19 @@ class Work:
     size: int  # samples in the file
     batch_size: int
     seed: int
+    # scan: read the shard again from its start when done (a sharded loader's next epoch), so a
+    # client of fmtbench.clients reads for the whole window; readers read their shard once
+    epochs: bool = False
 
     def batches(self) -> Iterator[np.ndarray]:
         """Index batches (int64, 1-D) in the order this reader asks for them."""
         if self.pattern == "scan":
             lo, hi = self.size * self.k // self.n, self.size * (self.k + 1) // self.n
-            for a in range(lo, hi, self.batch_size):
-                yield np.arange(a, min(a + self.batch_size, hi), dtype=np.int64)
-            return
+            while True:
+                for a in range(lo, hi, self.batch_size):
+                    yield np.arange(a, min(a + self.batch_size, hi), dtype=np.int64)
+                if not self.epochs or hi <= lo:
+                    return
         rng = np.random.default_rng([self.seed, 12, self.n, self.k])
         bs = min(self.batch_size, self.size)
         while True:  # epochs of a shuffling loader: without repeats inside one

@@ -1,0 +1,110 @@
+"""One summary card per format: its best case for each use with the figure and how it ranks among
+all cases, what its options did in this run, its caveats, and what it detects when damaged."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .analysis import TIE, Frame, best_row, goodness, not_cold, outcome
+from .effects import Effect, configs, effects
+from .recommend import USES
+from .units import scale_for, times
+
+
+@dataclass
+class Best:
+    """A format's best case for one use, its figure, and how it stands against every case."""
+
+    use: str
+    case: str
+    figure: str  # its value: "2.67 µs"
+    standing: str  # "best of all 30" | "tie for best" | "×1.8 the best (zarr)"
+    top: bool
+
+
+@dataclass
+class Card:
+    """Everything the report says about one format."""
+
+    fmt: str
+    cases: list[str]
+    best: list[Best] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)
+
+
+def _best(frame: Frame, use: Any, mine: list[str], every: list[str]) -> Best | None:
+    row, top = best_row(frame, use.metric, mine), best_row(frame, use.metric, every)
+    if row is None or top is None:
+        return None
+    g = goodness(use.metric, row.median, top.median)
+    tie = row.case != top.case and (outcome(row, top) == "same" or g < 1 + TIE)
+    if row.case == top.case:
+        standing = f"best of all {sum(frame.get(c, use.metric) is not None for c in every)}"
+    elif tie:
+        standing = f"tie for best with {top.case}"
+    else:
+        standing = f"{times(g)} the best ({top.case})"
+    value = scale_for(row.unit, [row.median]).text(row.median, True)
+    return Best(use.short, row.case, value, standing, row.case == top.case or tie)
+
+
+def _caveats(frame: Frame, mine: list[str], flagged: set) -> list[str]:
+    out = []
+    for p in frame.problems:
+        if p.case in mine:
+            what = "failed" if p.kind == "failure" else "skipped"
+            out.append(f"{p.case} {p.workload} ({p.cache}) {what}: {p.reason.splitlines()[0][:160]}")
+    for case, metric, cache in sorted(flagged):
+        if case in mine:
+            out.append(f"{case}: {metric} ({cache}) flagged as past what this machine can do; never picked")
+    for c in mine:
+        r = frame.get(c, "train_samples_per_s")
+        if r is not None and r.extra.get("weights_match_baseline") is False:
+            out.append(f"{c}: shuffled training did not reproduce the in-memory weights")
+        for row in (x for x in frame.rows if x.case == c and x.cache == "cold"):
+            if why := not_cold(row):
+                out.append(f"{c}: its cold figures are not cold ({why})")
+                break
+    return out
+
+
+def _damage(mine: list[str]) -> list[str]:
+    """Per damage kind: which of the format's cases are sure to raise on it, and by which check."""
+    from fmtbench.formats import DAMAGE, get_case
+
+    out = []
+    for kind in DAMAGE:
+        sure, unsure, by = [], [], ""
+        for c in mine:
+            try:
+                d = get_case(c).detection(kind)
+            except Exception:  # an id this checkout no longer parses
+                continue
+            (sure if d.p > 0 else unsure).append(c)
+            by = by or (d.by if d.p > 0 else "")
+        if not sure and not unsure:
+            continue
+        if not unsure:
+            out.append(f"{kind}: detected by every case ({by})")
+        elif not sure:
+            out.append(f"{kind}: not detected (a damaged file can read back as wrong samples)")
+        else:
+            out.append(f"{kind}: detected only by {', '.join(sure)} ({by})")
+    return out
+
+
+def cards(frame: Frame, flagged: set = frozenset()) -> list[Card]:
+    """A card per format measured in this run, in registry order."""
+    every = frame.cases()
+    conf = configs(frame)
+    out: list[Card] = []
+    for fmt in dict.fromkeys(c.split("/", 1)[0] for c in every):
+        mine = [c for c in every if c.split("/", 1)[0] == fmt]
+        usable = [c for c in mine if not any(k[0] == c for k in flagged)] or mine
+        card = Card(fmt, mine, [b for u in USES if (b := _best(frame, u, usable, every))],
+                    [e for e in effects(frame, fmt, conf) if e.factors], _caveats(frame, mine, flagged),
+                    _damage(mine))
+        out.append(card)
+    return out
