@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmtbench.metrics import METRICS
+
 from .analysis import TIE, Frame, best_row, goodness, not_cold, outcome
 from .effects import Effect, configs, effects
 from .recommend import USES
@@ -32,6 +34,7 @@ class Card:
     effects: list[Effect] = field(default_factory=list)
     caveats: list[str] = field(default_factory=list)
     damage: list[str] = field(default_factory=list)
+    orders: str = ""  # its own order against random access, in training
 
 
 def _best(frame: Frame, use: Any, mine: list[str], every: list[str]) -> Best | None:
@@ -50,6 +53,23 @@ def _best(frame: Frame, use: Any, mine: list[str], every: list[str]) -> Best | N
     return Best(use.short, row.case, value, standing, row.case == top.case or tie)
 
 
+def _orders(frame: Frame, mine: list[str]) -> str:
+    """Streaming (its own order) against shuffled (random access) training, for the case that
+    streams fastest: what indexed access costs this format."""
+    both = [c for c in mine if frame.median(c, "native_samples_per_s") and frame.median(c, "train_samples_per_s")]
+    if not both:
+        return ""
+    c = max(both, key=lambda x: frame.median(x, "native_samples_per_s"))
+    stream, shuffled = frame.get(c, "native_samples_per_s"), frame.get(c, "train_samples_per_s")
+    sc = scale_for(stream.unit, [stream.median, shuffled.median])
+    f = stream.median / shuffled.median
+    how = (f"streaming is {times(f)} faster" if f >= 1.05 and outcome(stream, shuffled) != "same" else
+           f"shuffled is {times(1 / f)} faster" if f <= 1 / 1.05 and outcome(stream, shuffled) != "same" else
+           "the same within the noise")
+    return (f"{c} trains at {sc.text(stream.median, True)} in its own order (streaming) and "
+            f"{sc.text(shuffled.median, True)} in a random order (shuffled, by index): {how}")
+
+
 def _caveats(frame: Frame, mine: list[str], flagged: set) -> list[str]:
     out = []
     for p in frame.problems:
@@ -63,10 +83,11 @@ def _caveats(frame: Frame, mine: list[str], flagged: set) -> list[str]:
         r = frame.get(c, "train_samples_per_s")
         if r is not None and r.extra.get("weights_match_baseline") is False:
             out.append(f"{c}: shuffled training did not reproduce the in-memory weights")
-        for row in (x for x in frame.rows if x.case == c and x.cache == "cold"):
-            if why := not_cold(row):
-                out.append(f"{c}: its cold figures are not cold ({why})")
-                break
+        bad = [(row, why) for row in frame.rows if row.case == c and row.cache == "cold" and (why := not_cold(row))]
+        if bad:
+            row, why = bad[0]
+            more = f" and {len(bad) - 1} more cold figures" if len(bad) > 1 else ""
+            out.append(f"{c}: cold {METRICS[row.metric].label} ({row.workload}){more} not cold: {why}")
     return out
 
 
@@ -105,6 +126,6 @@ def cards(frame: Frame, flagged: set = frozenset()) -> list[Card]:
         usable = [c for c in mine if not any(k[0] == c for k in flagged)] or mine
         card = Card(fmt, mine, [b for u in USES if (b := _best(frame, u, usable, every))],
                     [e for e in effects(frame, fmt, conf) if e.factors], _caveats(frame, mine, flagged),
-                    _damage(mine))
+                    _damage(mine), _orders(frame, mine))
         out.append(card)
     return out

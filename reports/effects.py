@@ -35,6 +35,12 @@ def _word(fmt: str, option: str, value: Any) -> str:
             or isinstance(value, bool) else str(value)
 
 
+def _words(fmt: str, options: list[str], config: dict[str, Any]) -> str:
+    """Several options' values as one id fragment ('rg1024-zstd'); 'default' where all are."""
+    words = [_word(fmt, k, config.get(k)) for k in options]
+    return "-".join(w for w in words if w != "default") or "default"
+
+
 @dataclass
 class Effect:
     """Changing `option` from `old` to `new` in `pairs` case pairs: per figure, the median factor
@@ -47,13 +53,17 @@ class Effect:
     pairs: list[tuple[str, str]]
     factors: dict[str, float] = field(default_factory=dict)
 
-    def text(self) -> str:
-        """'compression none → gzip4 (2 pairs): ×2.1 smaller file, ×38 slower single reads'."""
-        parts = []
+    def parts(self) -> list[str]:
+        """Each figure's change in words: '×2.10 smaller file'."""
+        out = []
         for m, f in self.factors.items():
             good, bad = EFFECT_METRICS[m]
-            parts.append(f"{times(f)} {good}" if f >= 1 else f"{times(1 / f)} {bad}")
-        what = ", ".join(parts) if parts else "no change beyond the noise"
+            out.append(f"{times(f)} {good}" if f >= 1 else f"{times(1 / f)} {bad}")
+        return out
+
+    def text(self) -> str:
+        """'compression none → gzip4 (2 pairs): ×2.1 smaller file, ×38 slower single reads'."""
+        what = ", ".join(self.parts()) or "no change beyond the noise"
         n = len(self.pairs)
         pairs = f"{self.pairs[0][0]} → {self.pairs[0][1]}" if n == 1 else f"{n} pairs of cases"
         return f"{self.option} {self.old} → {self.new} ({pairs}): {what}"
@@ -72,21 +82,25 @@ def _factor(frame: Frame, metric: str, a: str, b: str) -> float | None:
 
 def effects(frame: Frame, fmt: str, configs: dict[str, dict[str, Any]]) -> list[Effect]:
     """Every one-option change between two cases of `fmt` measured in this run, grouped by
-    (option, old value, new value); `configs` maps case id to its parsed options."""
+    (option, old value, new value); `configs` maps case id to its parsed options. Where two
+    options only ever change together (no pair tells them apart, as in a run of a few
+    representative cases), the two-option change is reported as one, naming both."""
     cases = sorted(c for c in configs if c.split("/", 1)[0] == fmt)
-    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+    base = configs.get(fmt, {})
+    found: dict[int, list[tuple[str, str, list[str]]]] = {1: [], 2: []}
     for i, a in enumerate(cases):
         for b in cases[i + 1:]:
-            ca, cb = configs[a], configs[b]
-            diff = [k for k in ca.keys() | cb.keys() if ca.get(k) != cb.get(k)]
-            if len(diff) != 1:
-                continue
-            k = diff[0]
-            # the direction from the library's default (the plain case's value) to the variant
-            base = configs.get(fmt, {})
-            if cb.get(k) == base.get(k) and ca.get(k) != base.get(k):
-                a, b, ca, cb = b, a, cb, ca
-            groups[(k, _word(fmt, k, ca.get(k)), _word(fmt, k, cb.get(k)))].append((a, b))
+            diff = sorted(k for k in configs[a].keys() | configs[b].keys() if configs[a].get(k) != configs[b].get(k))
+            if len(diff) in found:
+                found[len(diff)].append((a, b, diff))
+    alone = {d[0] for _, _, d in found[1]}
+    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+    for a, b, diff in found[1] + [p for p in found[2] if not set(p[2]) & alone]:
+        ca, cb = configs[a], configs[b]
+        # the direction from the library's defaults (the plain case's values) to the variant
+        if sum(cb.get(k) == base.get(k) for k in diff) > sum(ca.get(k) == base.get(k) for k in diff):
+            a, b, ca, cb = b, a, cb, ca
+        groups[(" and ".join(diff), _words(fmt, diff, ca), _words(fmt, diff, cb))].append((a, b))
     out = []
     for (k, old, new), pairs in sorted(groups.items()):
         e = Effect(fmt, k, old, new, pairs)

@@ -88,6 +88,19 @@ def test_a_card_per_format_with_its_best_cases_effects_and_damage(fr):
     assert "detected only by" in flipped and "hdf5/chunk64-gzip4" in flipped and "fletcher32" not in flipped
     assert any("tfrecord/gzip" in c and "skipped" in c for c in by["tfrecord"].caveats)
     assert by["hdf5"].effects and not by["csv"].effects  # one csv case: nothing to compare
+    # own order against random order: this store streams hdf5 and tfrecord at 4x their shuffled rate
+    assert by["hdf5"].orders.startswith("hdf5 trains at") and "streaming is ×" in by["hdf5"].orders
+    assert float(by["hdf5"].orders.split("streaming is ×")[1].split()[0]) == pytest.approx(4.0, rel=0.02)
+    assert by["npy"].orders == ""  # npy did not stream here
+
+
+def test_two_options_that_only_change_together_are_reported_as_one_change(tmp_path):
+    # parquet/rg1024-zstd and parquet/rgall-snappy differ in row group and compression, and no
+    # pair of cases tells the two apart: the report names both rather than crediting one
+    fr = _frame(tmp_path)
+    (e,) = effects.effects(fr, "parquet", effects.configs(fr))
+    assert e.option == "compression and row_group" and e.pairs == [("parquet/rg1024-zstd", "parquet/rgall-snappy")]
+    assert e.factors["random_p50_s"] == pytest.approx(7.5e-4 / 3.9e-2, rel=0.05)  # 52x slower single reads
 
 
 def test_section_leads_come_from_the_numbers(fr, tmp_path):
