@@ -202,3 +202,27 @@ def test_the_many_clients_panel_says_what_its_figures_show(tmp_path):
                                                      "clients (95% of the ideal ×2); per-client p99 2.00 → 4.00 ms.")
     assert panel["table"][0]["cells"][1]["detail"].startswith("95% of ideal · p50 1.00 · p99 4.00 ms")
     assert section(fr, load([tmp_path]))["clients"] == panel  # shown even where readers were not measured
+
+
+def test_the_crew_forks_without_a_libraries_fork_warning_on_the_terminal(split, tmp_path):
+    # Lance warns "not fork-safe" on every fork of a process that imported it (a before-fork
+    # hook); the crew forks before anything is opened, so the warning is noise in a run's output
+    if missing_dependency("lance"):
+        pytest.skip(missing_dependency("lance"))
+    import warnings
+
+    import lance  # noqa: F401  (its fork hook is what is under test)
+
+    case, path = _written("lance", split, tmp_path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        crew = rd.ProcessCrew(case, path, split, 1)
+        crew.close()
+        import multiprocessing
+
+        # the control: lance's hook is still there, and a fork outside quiet_fork() warns
+        p = multiprocessing.get_context("fork").Process(target=int)
+        p.start()
+        p.join()
+    messages = [str(w.message) for w in seen]
+    assert sum("fork-safe" in m for m in messages) == 1  # the unguarded fork, not the crew's

@@ -24,10 +24,12 @@ the unit.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +155,8 @@ class ProcessCrew:
         for _ in range(size):
             here, there = ctx.Pipe()
             proc = ctx.Process(target=_member, args=(case, path, truth, there), daemon=True)
-            proc.start()
+            with quiet_fork():
+                proc.start()
             there.close()
             self.conns.append(here)
             self.procs.append(proc)
@@ -289,6 +292,16 @@ def _fork_child(reader: Reader, work: Work, t_go: float, window_s: float, truth:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+@contextlib.contextmanager
+def quiet_fork() -> Iterator[None]:
+    """Fork without a library's every-fork warning on the terminal (Lance warns "not fork-safe"
+    on any fork): the crew forks before anything is opened, and the fork-after-open finding is
+    measured and recorded, not warned about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not fork-safe", category=UserWarning)
+        yield
+
+
 def fork_after_open(case: Adapter, path: str, truth: Split, profile: Profile, seed: int,
                     cold: Callable[[], float] | None, own_rate: float | None) -> tuple[dict[str, Any], float | None]:
     """Open here, read once, fork `readers_fork_count` children that use the inherited handle:
@@ -309,7 +322,8 @@ def fork_after_open(case: Adapter, path: str, truth: Split, profile: Profile, se
         for work in works:
             here, there = ctx.Pipe()
             proc = ctx.Process(target=_fork_child, args=(shared, work, t_go, window, truth, there), daemon=True)
-            proc.start()
+            with quiet_fork():
+                proc.start()
             there.close()
             pairs.append((here, proc))
         results, problems = [], []
