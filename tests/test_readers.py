@@ -226,3 +226,28 @@ def test_the_crew_forks_without_a_libraries_fork_warning_on_the_terminal(split, 
         p.join()
     messages = [str(w.message) for w in seen]
     assert sum("fork-safe" in m for m in messages) == 1  # the unguarded fork, not the crew's
+
+
+def test_a_cold_thread_crew_leaves_nothing_of_the_file_cached(split, tmp_path):
+    # LMDB shares one map among a process's handles: dropping one handle's caches at a time left
+    # the whole file mapped, and every cold point of the thread crew began 100% cached
+    if missing_dependency("lmdb"):
+        pytest.skip(missing_dependency("lmdb"))
+    case, path = _written("lmdb", split, tmp_path)
+    crew = rd.ThreadCrew(case, path, split, 2)
+    try:
+        works = [rd.Work("scan", 2, k, len(split.labels), 256, 0) for k in range(2)]
+        crew.run(works, 0.0, 0.05)
+        for reader in crew.readers:  # the control: each handle dropping its own caches in turn
+            reader.drop_caches()
+        before = page_cache.cold(path)
+        crew.run(works, 0.0, 0.05)
+        crew.drop()
+        after = page_cache.cold(path)
+        # what is left is what opening two handles touches (meta pages and their readahead on a
+        # small file), not the file the readers read
+        assert before > 0.9 and after < 0.5, (before, after)
+        results = crew.run(works, 0.0, 0.02)  # the reopened handles read correctly
+        assert all(r["samples"] > 0 and r["wrong"] == 0 for r in results)
+    finally:
+        crew.close()

@@ -209,18 +209,26 @@ class ThreadCrew:
     mode = "threads"
 
     def __init__(self, case: Adapter, path: str, truth: Split, size: int):
-        self.truth, self.readers = truth, []
+        self.case, self.path, self.truth, self.readers = case, path, truth, []
+        self._open(size)
+
+    def _open(self, size: int) -> None:
         try:
             for _ in range(size):
-                self.readers.append(case.open(path))
+                self.readers.append(self.case.open(self.path))
         except BaseException:
             self.close()
             raise
 
     def drop(self) -> None:
-        """Every handle drops its caches (and maps: a mapped page survives eviction)."""
-        for reader in self.readers:
-            reader.drop_caches()
+        """Every handle closed, then opened again: no library cache and no mapped page left (a
+        mapped page survives eviction). Dropping one handle at a time is not enough where a
+        library shares one mapping among a process's handles (LMDB must: it unmaps only when the
+        last handle closes, so the file stayed 100% cached before every cold point)."""
+        size = len(self.readers)
+        self.close()
+        self.readers = []
+        self._open(size)
 
     def run(self, works: list[Work], t_go: float, window_s: float) -> list[dict[str, Any]]:
         out: list[Any] = [None] * len(works)
