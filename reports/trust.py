@@ -78,9 +78,13 @@ def flagged_keys(frame: Frame, machine_limits: dict[str, float]) -> set[tuple[st
 
 
 def _busy(state: dict[str, Any], cores: int) -> str | None:
+    """Why a unit-round counts as taken on a busy machine, or None. Other processes' CPU share
+    during the unit decides where it was measured; the load average when it began (a minute's
+    trailing mean that also holds this run's own earlier units) only where the unit was too
+    short for /proc/stat to tell."""
     share, wall = state.get("others_cpu_share"), state.get("wall_s") or 0
-    if share is not None and wall >= BUSY_MIN_WALL_S and share > BUSY_SHARE:
-        return f"other processes used {share:.0%} of the CPUs"
+    if share is not None and wall >= BUSY_MIN_WALL_S:
+        return f"other processes used {share:.0%} of the CPUs" if share > BUSY_SHARE else None
     load = state.get("loadavg_before")
     if load is not None and load > cores:
         return f"load average {load:.1f} on {cores} cores when it began"

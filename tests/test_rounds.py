@@ -109,11 +109,16 @@ def test_units_on_a_busy_machine_are_named(tmp_path):
     busy = {"pid": 1, "wall_s": 2.0, "others_cpu_share": 0.6, "loadavg_before": 0.5}
     calm = {"pid": 2, "wall_s": 2.0, "others_cpu_share": 0.01, "loadavg_before": 0.5}
     short = {"pid": 3, "wall_s": 0.05, "others_cpu_share": 0.9, "loadavg_before": 0.5}  # ticks cannot tell
-    for rnd, state in enumerate((busy, calm, short)):
+    # the load average trails a minute and holds this run's own earlier units: where the CPU
+    # share was measured it decides; the load average only where the unit was too short
+    after_readers = {"pid": 4, "wall_s": 2.0, "others_cpu_share": 0.02, "loadavg_before": 3.5}
+    short_loaded = {"pid": 5, "wall_s": 0.05, "others_cpu_share": None, "loadavg_before": 3.5}
+    for rnd, state in enumerate((busy, calm, short, after_readers, short_loaded)):
         store.add_measurement("npy", "scan", "scan_samples_per_s", "warm", [1.0], DS, DIGEST, round=rnd,
                               extra={"machine": [state]})
     found = trust.busy_units(frame(load([tmp_path])), cores=2)
-    assert [(b["case"], b["round"]) for b in found] == [("npy", 0)] and "60%" in found[0]["why"]
+    assert [(b["case"], b["round"]) for b in found] == [("npy", 0), ("npy", 4)]
+    assert "60%" in found[0]["why"] and "load average 3.5" in found[1]["why"]
 
 
 @pytest.mark.parametrize("n, exact", [(3, 2 * 6 * 6 / 720), (5, 2 * 120 * 120 / 3628800)])
