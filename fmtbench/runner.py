@@ -156,10 +156,10 @@ class Runner:
         for rnd in range(self.profile.rounds):
             for case_id, w, c in units:
                 unit = Unit(case_id, w, c, rnd)
-                if skip(case_id, w) and self._key(unit) not in self.done:
+                if (why := skip(case_id, w)) and self._key(unit) not in self.done:
                     with self.store.unit():
                         self.store.add_skip(case=case_id, workload=w, cache=c, dataset=self.ds.name,
-                                            reason=skip(case_id, w), round=rnd)
+                                            reason=why, round=rnd)
                         if case_id in skipped:  # not done for want of a cluster: --resume on one measures it
                             self.store.mark_done(case=case_id, workload=w, cache=c, dataset=self.ds.name,
                                                  round=rnd)

@@ -9,7 +9,7 @@ from fmtbench.metrics import METRICS
 
 from .analysis import TIE, Frame, best_row, goodness, not_cold, outcome
 from .effects import Effect, configs, effects
-from .recommend import USES
+from .recommend import USES, value
 from .units import scale_for, times
 
 
@@ -49,8 +49,7 @@ def _best(frame: Frame, use: Any, mine: list[str], every: list[str]) -> Best | N
         standing = f"tie for best with {top.case}"
     else:
         standing = f"{times(g)} the best ({top.case})"
-    value = scale_for(row.unit, [row.median]).text(row.median, True)
-    return Best(use.short, row.case, value, standing, row.case == top.case or tie)
+    return Best(use.short, row.case, value(row), standing, row.case == top.case or tie)
 
 
 def _orders(frame: Frame, mine: list[str]) -> str:
@@ -91,23 +90,17 @@ def _caveats(frame: Frame, mine: list[str], flagged: set) -> list[str]:
     return out
 
 
-def _damage(mine: list[str]) -> list[str]:
-    """Per damage kind: which of the format's cases are sure to raise on it, and by which check."""
-    from fmtbench.formats import DAMAGE, get_case
-
+def _damage(mine: list[str], matrix: dict[str, Any]) -> list[str]:
+    """Per damage kind: which of the format's cases are sure to raise on it, and by which check
+    (from the report's damage matrix, `sections.damage`)."""
+    rows = [r for r in matrix["rows"] if r["case"] in mine]
     out = []
-    for kind in DAMAGE:
-        sure, unsure, by = [], [], ""
-        for c in mine:
-            try:
-                d = get_case(c).detection(kind)
-            except Exception:  # an id this checkout no longer parses
-                continue
-            (sure if d.p > 0 else unsure).append(c)
-            by = by or (d.by if d.p > 0 else "")
-        if not sure and not unsure:
+    for k, kind in enumerate(matrix["kinds"]):
+        sure = [r["case"] for r in rows if r["cells"][k]["label"] != "not detected"]
+        by = next((r["cells"][k]["by"] for r in rows if r["case"] in sure), "")
+        if not rows:
             continue
-        if not unsure:
+        if len(sure) == len(rows):
             out.append(f"{kind}: detected by every case ({by})")
         elif not sure:
             out.append(f"{kind}: not detected (a damaged file can read back as wrong samples)")
@@ -116,8 +109,9 @@ def _damage(mine: list[str]) -> list[str]:
     return out
 
 
-def cards(frame: Frame, flagged: set = frozenset()) -> list[Card]:
-    """A card per format measured in this run, in registry order."""
+def cards(frame: Frame, damage: dict[str, Any], flagged: set = frozenset()) -> list[Card]:
+    """A card per format measured in this run, in registry order; `damage` is the report's
+    damage matrix (`sections.damage`)."""
     every = frame.cases()
     conf = configs(frame)
     out: list[Card] = []
@@ -126,6 +120,6 @@ def cards(frame: Frame, flagged: set = frozenset()) -> list[Card]:
         usable = [c for c in mine if not any(k[0] == c for k in flagged)] or mine
         card = Card(fmt, mine, [b for u in USES if (b := _best(frame, u, usable, every))],
                     [e for e in effects(frame, fmt, conf) if e.factors], _caveats(frame, mine, flagged),
-                    _damage(mine), _orders(frame, mine))
+                    _damage(mine, damage), _orders(frame, mine))
         out.append(card)
     return out

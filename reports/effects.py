@@ -8,6 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmtbench.formats import adapter_class
+
 from .analysis import Frame, goodness, outcome
 from .units import times
 
@@ -26,13 +28,10 @@ NOISE = 0.05  # changes under 5% are not called effects, whatever the intervals 
 def _word(fmt: str, option: str, value: Any) -> str:
     """The value as case ids spell it ('chunk64', 'cacheauto'), 'default' for the library's default."""
     try:
-        from fmtbench.formats import adapter_class
-
         opt = next(o for o in adapter_class(fmt).options if o.name == option)
         return opt.token(value) or getattr(opt, "default_word", None) or "default"
-    except Exception:  # a format or option this checkout does not know: its raw value
-        return {None: "none", True: "on", False: "off"}.get(value, str(value)) if not isinstance(value, int) \
-            or isinstance(value, bool) else str(value)
+    except Exception:  # a format, option or value this checkout does not know: the raw value
+        return "none" if value is None else ("on" if value else "off") if isinstance(value, bool) else str(value)
 
 
 def _words(fmt: str, options: list[str], config: dict[str, Any]) -> str:

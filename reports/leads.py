@@ -7,16 +7,17 @@ from collections import Counter
 from typing import Any
 
 from .analysis import OWN_SECTION, Frame, ratio
-from .effects import Effect, configs, effects
+from .effects import Effect
 from .load import BASELINE
-from .units import scale_for, times
+from .recommend import value
+from .units import times
 
 WITHIN = 1.1  # "close to memory": at most this many times the in-memory pass time
 
 
 def _fig(frame: Frame, case: str, metric: str) -> str:
     row = frame.get(case, metric)
-    return scale_for(row.unit, [row.median]).text(row.median, True) if row and row.median is not None else "–"
+    return value(row) if row and row.median is not None else "–"
 
 
 def _effect_sentence(e: Effect, limit: int = 3) -> str:
@@ -35,8 +36,9 @@ def fronts(frame: Frame, charts: list[dict[str, Any]]) -> str:
             f"other case: keep it only for a reason these figures do not show.")
 
 
-def hdf5(frame: Frame) -> str:
-    es = [e for e in effects(frame, "hdf5", configs(frame)) if e.factors]
+def hdf5(found: list[Effect]) -> str:
+    """What HDF5's options did, from its card's effects (one sentence per option)."""
+    es = list(found)
     if not es:
         return ""
     order = {"chunk": 0, "compression": 1, "shuffle": 2, "cache": 3}
@@ -113,7 +115,9 @@ def table(frame: Frame) -> str:
 
 def leads(frame: Frame, ctx: dict[str, Any]) -> dict[str, str]:
     """The opening sentences of each section, '' where the run has nothing to say."""
-    return {"fronts": fronts(frame, ctx["fronts"]), "hdf5": hdf5(frame), "training": training(frame),
+    card = next((c for c in ctx["cards"] if c.fmt == "hdf5"), None)
+    return {"fronts": fronts(frame, ctx["fronts"]), "hdf5": hdf5(card.effects if card else []),
+            "training": training(frame),
             "warm_cold": warm_cold(frame), "damage": damage(ctx["damage"]["rows"], ctx["damage"]["kinds"]),
             "table": table(frame)}
 

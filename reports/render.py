@@ -65,8 +65,8 @@ def context(results: Results, dataset: str | None = None, argv: list[str] | None
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(argv) if argv else None, "frame": fr,
     }
+    ctx["cards"] = cards.cards(fr, ctx["damage"], flagged)
     ctx["leads"] = leads.leads(fr, ctx)
-    ctx["cards"] = cards.cards(fr, flagged)
     ctx["not_measured"] = leads.not_measured(fr, ctx["header"].get("rows"))
     return ctx
 

@@ -104,13 +104,13 @@ def read_twins(frame: Frame) -> dict[str, str]:
     return twins(adapters)
 
 
-def front(frame: Frame, xm: str, ym: str, title: str) -> dict[str, Any]:
+def front(frame: Frame, xm: str, ym: str, title: str, twins: dict[str, str] | None = None) -> dict[str, Any]:
     """One Pareto chart: cases with both metrics; the non-dominated ones highlighted and listed.
     A read-side twin (same file as its base) is left off a chart of write figures only, and
     on the others shows its base's write figure (the same file) where it has none of its own."""
     pts: dict[str, tuple[float, float]] = {}
     caches = set()
-    twins = read_twins(frame)
+    twins = read_twins(frame) if twins is None else twins
     writes = [frame.workload_of(m) == "write" for m in (xm, ym)]
     for case in frame.cases():
         if case in twins and all(writes):
@@ -138,7 +138,8 @@ def front(frame: Frame, xm: str, ym: str, title: str) -> dict[str, Any]:
 
 def fronts(frame: Frame) -> list[dict[str, Any]]:
     """The four Pareto charts."""
-    return [front(frame, xm, ym, title) for xm, ym, title in FRONTS]
+    twins = read_twins(frame)
+    return [front(frame, xm, ym, title, twins) for xm, ym, title in FRONTS]
 
 
 def problems(frame: Frame) -> list[dict[str, Any]]:

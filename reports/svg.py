@@ -120,9 +120,10 @@ def _free(box: Box, taken: list[Box]) -> bool:
     return not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken)
 
 
-def _place(taken: list[Box], cx: float, cy: float, w: float, area: Box) -> tuple[float, float] | None:
-    """The (x, baseline y) of a label of width w nearest the dot at (cx, cy) that overlaps nothing
-    in `taken` (labels and dots) and stays inside `area`; None when every spot is taken."""
+def _place(taken: list[Box], cx: float, cy: float, w: float, area: Box) -> Box | None:
+    """The box of a label of width w nearest the dot at (cx, cy) that overlaps nothing in `taken`
+    (labels and dots) and stays inside `area` (its text starts at box[0], baseline box[3] - 2);
+    None when every spot is taken."""
     spots = []
     for dy in (0, -12, 12, -24, 24, -36, 36, -48, 48, -60, 60):
         for x in (cx + 7, cx - 7 - w, cx - w / 2):
@@ -132,8 +133,7 @@ def _place(taken: list[Box], cx: float, cy: float, w: float, area: Box) -> tuple
     for x, y in spots:
         box = (x, y - 10, x + w, y + 2)
         if area[0] <= box[0] and box[2] <= area[2] and area[1] <= box[1] and box[3] <= area[3] and _free(box, taken):
-            taken.append(box)
-            return x, y
+            return box
     return None
 
 
@@ -185,16 +185,13 @@ def scatter(points: list[Point], front: list[str], x_label: str, y_label: str, t
     for p in sorted(fr, key=lambda p: -ya.px(p.y)):
         cx, cy, w = xa.px(p.x), ya.px(p.y), len(p.case) * _LABEL_W
         area = (L + 2, T + 2, W - R - 2, H - B - 2)
-        spot = None
-        for obstacles in (taken + labels + dots + greys, taken + labels + dots):  # grey dots only if need be
-            spot = _place(obstacles, cx, cy, w, area)
-            if spot is not None:
-                labels.append(obstacles[-1])
-                break
-        if spot is None:
+        box = (_place(taken + labels + dots + greys, cx, cy, w, area)  # over grey dots only if need be
+               or _place(taken + labels + dots, cx, cy, w, area))
+        if box is None:
             left_out.append(p.case)
             continue
-        x, y = spot
+        labels.append(box)
+        x, y = box[0], box[3] - 2
         if abs(y - 4 - cy) > 6 or x < cx - w:  # away from its dot: a leader line says whose it is
             ex = min(max(cx, x), x + w)
             ey = y - 10 if y - 4 > cy else y + 2
@@ -225,11 +222,10 @@ class Cell:
     wide: bool = False
 
 
-def heatmap(rows: list[str], cols: list[str], cells: dict[tuple[str, str], Cell | tuple[float, str]],
+def heatmap(rows: list[str], cols: list[str], cells: dict[tuple[str, str], Cell],
             better: str, title: str, row_title: str, col_title: str) -> str:
     """Grid of rows x cols; darker is better (log scale between the worst and best cell); a cell
     with a wide interval has a dark corner, and the legend says so."""
-    cells = {k: c if isinstance(c, Cell) else Cell(*c) for k, c in cells.items()}
     spread = any(c.spread for c in cells.values())
     cw, ch, L, T = 92, 30, 110, 46
     W, H = max(L + cw * len(cols) + 10, 380), T + ch * len(rows) + 28 + (14 if spread else 0)

@@ -8,7 +8,7 @@ import pytest
 from test_report import CASES, _frame, build_store
 
 from fmtbench.metrics import METRICS
-from fmtbench.reports import cards, effects, leads, recommend
+from fmtbench.reports import cards, effects, leads, recommend, sections
 from fmtbench.reports.analysis import frame
 from fmtbench.reports.load import load
 from fmtbench.reports.render import context
@@ -78,7 +78,7 @@ def test_option_effects_compare_cases_that_differ_in_one_option(fr):
 
 
 def test_a_card_per_format_with_its_best_cases_effects_and_damage(fr):
-    by = {c.fmt: c for c in cards.cards(fr)}
+    by = {c.fmt: c for c in cards.cards(fr, sections.damage(fr))}
     assert {"npy", "csv", "hdf5", "parquet", "sqlite", "tfrecord"} <= set(by)
     npy = {b.use: b for b in by["npy"].best}
     assert npy["write"].top and npy["write"].standing.startswith("best of all")
