@@ -380,7 +380,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
             raise click.UsageError("--cluster runs every unit in a fresh process on a worker: drop --executor")
         data_root = data_root.absolute()  # the same path on every worker
         executor = DaskExecutor(cluster, data_root)
-        if "clients" in chosen_workloads and max(profile.clients_counts, default=0) > (k := len(executor._workers())):
+        if "clients" in chosen_workloads and max(profile.clients_counts, default=0) > (k := len(executor.workers())):
             executor.close()
             raise FmtbenchError(f"--clients {clients}: the cluster has {k} workers with the resource unit=1, "
                                 f"one per client: start more, or ask for fewer")

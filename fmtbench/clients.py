@@ -117,7 +117,7 @@ def run_clients(executor: DaskExecutor, task: Task) -> Outcome:
 
 
 def _measure(executor: DaskExecutor, task: Task) -> tuple[list[Observation], dict[str, Any]]:
-    workers = executor._workers()
+    workers = executor.workers()
     counts = task.profile.clients_counts or tuple(n for n in CLIENT_COUNTS if n <= len(workers))
     if not counts or max(counts) > len(workers):
         raise ClientsError(f"{max(counts or (1,))} clients asked for, but {len(workers)} Dask workers offer the "
@@ -165,7 +165,7 @@ def _gather(executor: DaskExecutor, pinned: list[tuple[Task, str]], timeout: flo
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
-    futures = [executor._submit(t, w, pinned=True) for t, w in pinned]
+    futures = [executor.submit(t, w, pinned=True) for t, w in pinned]
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -173,7 +173,7 @@ def _gather(executor: DaskExecutor, pinned: list[tuple[Task, str]], timeout: flo
             break
         except TimeoutError:  # a task pinned to a worker that is gone would wait for it forever
             late = [w for (_, w), f in zip(pinned, futures) if not f.done()]
-            gone = sorted(set(late) - set(executor._workers()))
+            gone = sorted(set(late) - set(executor.workers()))
             if gone or time.monotonic() > deadline:
                 executor.client.cancel([f for f in futures if not f.done()])
                 why = f"worker {', '.join(gone)} left the cluster" if gone else \

@@ -211,9 +211,9 @@ class DaskExecutor:
             except (OSError, TimeoutError) as exc:
                 raise FmtbenchError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
                                     f"{exc}); start one with `dask scheduler`") from None
-        self._workers(wait=_WAIT_S)
+        self.workers(wait=_WAIT_S)
 
-    def _workers(self, wait: float = 0.0) -> list[str]:
+    def workers(self, wait: float = 0.0) -> list[str]:
         """Addresses of the workers that offer the unit resource (waiting up to `wait` s for one)."""
         deadline = time.monotonic() + wait
         while True:
@@ -228,7 +228,7 @@ class DaskExecutor:
                                 f"where a run stopped)")
         return found
 
-    def _submit(self, task: Task, worker: str | None = None, pinned: bool = False):
+    def submit(self, task: Task, worker: str | None = None, pinned: bool = False):
         """Submit `task` to `worker` (only there when `pinned`: a client of a clients point)."""
         u = task.unit  # a readable key: the scheduler's logs and dashboard name the unit
         key = f"fmtbench {u.case} {u.workload} {u.cache} r{u.round} {uuid.uuid4().hex[:12]}"
@@ -243,7 +243,7 @@ class DaskExecutor:
                 continue
             futures = [self.client.submit(_localize_on_worker, ref, self.data_root, workers=[w],
                                           allow_other_workers=True, resources={RESOURCE: 1}, pure=False)
-                       for w in self._workers(_WAIT_S)]
+                       for w in self.workers(_WAIT_S)]
             refusals = [r for r in self.client.gather(futures) if r]
             if refusals:
                 raise DatasetMismatchError(refusals[0] + (f" (and {len(refusals) - 1} more workers)"
@@ -276,7 +276,7 @@ class DaskExecutor:
         pending, running = [t for t in tasks if t.unit.workload != "clients"], {}  # future -> (task, worker)
         lonely_since = None
         while pending or running:
-            workers = self._workers()
+            workers = self.workers()
             busy = {w for _, w in running.values()}
             cases = {t.unit.case for t, _ in running.values()}
             for w in (w for w in workers if w not in busy):
@@ -285,11 +285,11 @@ class DaskExecutor:
                     pending.remove(pick)
                     self._homes[pick.unit.case] = w
                     cases.add(pick.unit.case)
-                    running[self._submit(pick, w)] = (pick, w)
+                    running[self.submit(pick, w)] = (pick, w)
             if not workers:  # all gone: the scheduler holds the units in flight until one comes back
                 lonely_since = lonely_since or time.monotonic()
                 if time.monotonic() - lonely_since > _WAIT_S:
-                    self._workers(wait=1.0)  # raises, naming the command that starts a worker
+                    self.workers(wait=1.0)  # raises, naming the command that starts a worker
             else:
                 lonely_since = None
             if not running:
@@ -322,7 +322,7 @@ class DaskExecutor:
         pass  # each worker starts a new zygote when it first sees the round (run_unit)
 
     def describe(self) -> dict[str, Any]:
-        workers = self.client.run(worker_info, self.data_root, workers=self._workers())
+        workers = self.client.run(worker_info, self.data_root, workers=self.workers())
         return {"executor": self.name, "scheduler": self.address,
                 "isolation": "one unit per dask worker at a time (resource unit=1); on the worker, one "
                              "fresh process per unit, forked from a zygote (a new one each round) that only "
