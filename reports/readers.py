@@ -83,8 +83,7 @@ def chart(case: str, pattern: str, curves: dict[tuple[str, str], dict[int, float
         x += 20 + len(mode) * 6.3  # 11px sans-serif characters
     key = "dotted: ideal" + ("; dashed: cold" if any(cache == "cold" for _, cache in curves) else "")
     body.append(f'<text x="{x}" y="{T + 6}" class="tick">{key}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" width="{W}" '
-            f'height="{H}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(body)}</svg>')
+    return svg.figure(W, H, title, body)
 
 
 def _mode_verdict(curve: dict[int, float]) -> tuple[str, float | None]:

@@ -41,7 +41,8 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _svg(width: int, height: int, title: str, body: list[str], cls: str = "chart") -> str:
+def figure(width: int, height: int, title: str, body: list[str], cls: str = "chart") -> str:
+    """The <svg> element every chart is drawn in (`title` escaped here; `body` is drawn SVG)."""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" viewBox="0 0 {width} {height}" '
             f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">'
             f"<title>{_e(title)}</title>{''.join(body)}</svg>")
@@ -201,7 +202,7 @@ def scatter(points: list[Point], front: list[str], x_label: str, y_label: str, t
     if left_out:
         body.append(f'<text x="{L}" y="{H - 1}" class="hint">also on the front (no room to label): '
                     f'{_e(", ".join(left_out))}</text>')
-    return _svg(W, H, title, body)
+    return figure(W, H, title, body)
 
 
 def _shade(f: float) -> tuple[str, str]:
@@ -260,7 +261,7 @@ def heatmap(rows: list[str], cols: list[str], cells: dict[tuple[str, str], Cell]
     if spread:
         body.append(f'<path d="M4,{H - 16} h9 v9 z" fill="{INK}"/><text x="18" y="{H - 8}" class="hint">'
                     f'95% interval wider than {WIDE:.0%} of the median; hover a cell for its spread</text>')
-    return _svg(W, H, title, body)
+    return figure(W, H, title, body)
 
 
 def groups(labels: list[str], most: int = MAX_ROWS) -> list[tuple[str, list[int]]]:
@@ -364,7 +365,7 @@ def bars(labels: list[str], series: list[tuple[str, list[float | None]]], axis_l
     axis_label += LOG if xa.log else ""
     body.append(f'<text x="{W / 2 if multiple else (L + PW - 110) / 2}" y="{H - 6}" text-anchor="middle" '
                 f'class="axis">{_e(axis_label)}</text>')
-    return _svg(int(W), int(H), title, body)
+    return figure(int(W), int(H), title, body)
 
 
 def lines(series: dict[str, dict[int, float]], x_labels: dict[int, str], y_text: Callable[[float], str],
@@ -379,7 +380,7 @@ def lines(series: dict[str, dict[int, float]], x_labels: dict[int, str], y_text:
     body = [f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="{GRID}"/>']
     if not values:
         body.append(f'<text x="{L + 10}" y="{(T + H - B) / 2}">no successful result</text>')
-        return _svg(W, H, title, body, cls)
+        return figure(W, H, title, body, cls)
     ya = Axis(values, H - B, T, log=min(values) > 0 and max(values) / min(values) > 10)
     px = lambda i: L + (i + 0.5) * (W - L - R) / max(1, n)  # noqa: E731
     for t, text in ya.labelled(lambda s: 13):
@@ -405,4 +406,4 @@ def lines(series: dict[str, dict[int, float]], x_labels: dict[int, str], y_text:
                     f'<text x="{lx + 24}" y="{ly + 1}" class="tick">{_e(name[:38])}</text>')
     body.append(f'<text x="{(L + W - R) / 2}" y="{H - 6}" text-anchor="middle" class="tick">'
                 f'{_e(x_label + (LOG if ya.log else ""))}</text>')
-    return _svg(W, H, title, body, cls)
+    return figure(W, H, title, body, cls)
