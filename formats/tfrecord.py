@@ -103,8 +103,8 @@ def _spec(tf: Any) -> dict[str, Any]:
 
 
 def _batch_parser(tf: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-    """A graph function: a batch of serialized Examples -> (images (n, *shape) in `dtype`,
-    labels), one ``parse_example`` and one ``decode_raw`` per batch."""
+    """A graph function: n serialized Examples (a batch, or a block of batches) -> (images
+    (n, *shape) in `dtype`, labels), one ``parse_example`` and one ``decode_raw`` per call."""
     spec, out = _spec(tf), tf.as_dtype(np.dtype(dtype))
 
     @tf.autograph.experimental.do_not_convert
