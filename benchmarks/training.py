@@ -126,10 +126,14 @@ def main(patterns: tuple[str, ...], dataset: str, model: str, epochs: int, round
         print(json.dumps(_one(kind, case_id, path, dataset, model, epochs, seed)))
         return
     from fmtbench.datasets import load
+    from fmtbench.errors import FmtbenchError
     from fmtbench.formats import cases
 
-    chosen = cases(list(patterns))
-    ds = load(dataset)
+    try:
+        chosen = cases(list(patterns))
+        ds = load(dataset)
+    except FmtbenchError as exc:  # a bad pattern or dataset: one line naming the valid choices
+        raise click.UsageError(str(exc)) from None
     runs: list[tuple[str, str, str]] = [(BASELINE, "", "")]
     with tempfile.TemporaryDirectory(prefix="fmtbench-training-") as tmp:
         for case in chosen:

@@ -26,7 +26,8 @@ in the order asked with one gather.
 * Contiguous: fancy ``dset[sorted]`` (one H5Dread), at most 128 indices per call because
   h5py's fancy selection is quadratic (10000 indices: 4.8 s); a dense piece is one slice.
 * Chunked: fancy selection makes HDF5 map an irregular selection onto chunks, 3-5x slower
-  than reading rows. Rows are read as runs (rows < 16 KiB apart share one ``dset[lo:hi]``),
+  than reading rows. Rows are read as runs (rows < 16 KiB apart share one ``dset[lo:hi]`` unless
+a chunk holding none of them lies between, which the run would read and decode for nothing),
   in sorted order, so each touched chunk is fetched and decoded once while it sits in the
   chunk cache. A filtered chunk larger than the cache is never cached and would be decoded
   per row: then each touched chunk's rows are one run (32x32x3 uint8, chunk1024-gzip4, 1 MiB
@@ -279,8 +280,9 @@ class HDF5Reader(Reader):
         elif self._whole_chunk_runs:  # one run per touched chunk
             chunk = uniq // self._rows
             bounds = [0, *(np.flatnonzero(chunk[1:] != chunk[:-1]) + 1).tolist(), len(u)]
-        else:  # rows closer than _MERGE_BYTES share a run
-            bounds = [0, *(np.flatnonzero(np.diff(uniq) > self._merge_gap) + 1).tolist(), len(u)]
+        else:  # rows closer than _MERGE_BYTES share a run, unless a chunk no row is in lies between
+            split = (np.diff(uniq) > self._merge_gap) | (np.diff(uniq // self._rows) > 1)
+            bounds = [0, *(np.flatnonzero(split) + 1).tolist(), len(u)]
         runs: list[tuple[int, int, Any, np.ndarray | None]] = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             lo, hi = u[a], u[b - 1] + 1

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
+import mmap
 import os
 import struct
 import time
@@ -81,13 +81,9 @@ _CHUNK = 1 << 16  # bytes read at a time (compressed ones, for GZIP)
 _SPACING = 1 << 20  # decompressed bytes between two inflater checkpoints
 _INFLATER = 40 * 1024  # bytes of one zlib inflate state with its 32 KiB window (tracemalloc)
 _BATCH_PARSE = 128  # from this many records on, tf.io.parse_example beats Example.FromString
-_UINT32 = struct.Struct("<I")
 
-
-_crc = _crc32c.google_crc32c.value  # the C function; `read` inlines _crc32c.masked around it
-_DELTA = _crc32c._MASK_DELTA
-_DELTA32 = np.uint32(_DELTA)
-_FOOTER_BYTES = operator.itemgetter(slice(-_FOOTER, None))  # a frame's stored crc32c
+_crc = _crc32c.google_crc32c.value  # the C function, compared with the unmasked stored crc32c
+_DELTA32 = np.uint32(_crc32c._MASK_DELTA)
 
 
 @functools.cache
@@ -123,14 +119,23 @@ def _check_heads(path: Path, heads: bytearray) -> None:
         raise FormatError(path, f"the length of record {int(wrong[0])} fails its crc32c: corrupt")
 
 
-def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], list[tuple[int, int, Any]]]:
-    """Record data offsets and lengths in the (inflated) stream, and (in, out, inflater) checkpoints;
-    every record's length is checked against its crc32c."""
+def _unmasked(tails: bytes) -> np.ndarray:
+    """The crc32c values of the data, from TFRecord's masked ones as stored (little-endian
+    uint32): the inverse of `_crc32c.masked` (subtract the constant, rotate left by 15 bits)."""
+    x = np.frombuffer(tails, "<u4") - _DELTA32  # uint32 arithmetic wraps like the mask's
+    return ((x << 15) | (x >> 17)).astype(np.uint32)
+
+
+def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], np.ndarray, list[tuple[int, int, Any]]]:
+    """Record data offsets and lengths in the (inflated) stream, every record's stored data
+    crc32c (unmasked), and (in, out, inflater) checkpoints; every record's length is checked
+    against its crc32c."""
     z = zlib.decompressobj(31) if gzip else None  # 31: a gzip header and trailer
     checkpoints = [(0, 0, z.copy())] if z else []
     offsets: list[int] = []
     lengths: list[int] = []
     heads = bytearray()  # every record's length and its masked crc32c, checked in one pass
+    tails = bytearray()  # every record's data's masked crc32c, as stored
     buf, base, cin, cout = bytearray(), 0, 0, 0  # base: stream offset of buf[0]
     while chunk := fh.read(_CHUNK):
         data = z.decompress(chunk) if z else chunk
@@ -144,6 +149,7 @@ def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], list[
             offsets.append(base + pos + _HEADER)
             lengths.append(n)
             heads += buf[pos : pos + _HEADER]
+            tails += buf[pos + _HEADER + n : pos + _HEADER + n + _FOOTER]
             pos += _HEADER + n + _FOOTER
         del buf[:pos]
         base += pos
@@ -157,7 +163,7 @@ def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], list[
     _check_heads(path, heads)
     if buf or (z and z.unused_data):
         raise FormatError(path, f"{len(buf)} bytes after the last whole record: truncated or junk")
-    return offsets, lengths, checkpoints
+    return offsets, lengths, _unmasked(bytes(tails)), checkpoints
 
 
 class TFRecordReader(Reader):
@@ -167,11 +173,12 @@ class TFRecordReader(Reader):
 
     def __init__(self, path: Path, gzip: bool):
         self.path, self._gzip, self._file = Path(path), gzip, open(path, "rb")
+        self._map: mmap.mmap | None = None  # the training pipeline's map of a plain file
         self._fd = self._file.fileno()
         self._from_string = _tf().train.Example.FromString
         try:
             start = time.perf_counter()
-            offsets, lengths, self._checkpoints = _index(self.path, self._file, gzip)
+            offsets, lengths, self._crcs, self._checkpoints = _index(self.path, self._file, gzip)
             seconds = time.perf_counter() - start
             if not offsets:
                 raise FormatError(path, "no records")
@@ -193,35 +200,35 @@ class TFRecordReader(Reader):
         self._nbytes = int(np.prod(shape)) * dtype.itemsize
         self.index_seconds = seconds
         inflaters = _INFLATER * len(self._checkpoints)
-        self.index_bytes = self._offsets.nbytes + self._lengths.nbytes + inflaters
+        self.index_bytes = self._offsets.nbytes + self._lengths.nbytes + self._crcs.nbytes + inflaters
 
-    def _records(self, rows: np.ndarray) -> list[bytes]:
+    def _records(self, rows: np.ndarray, view: mmap.mmap | None = None) -> list[bytes]:
         """The serialized Examples at `rows` (sorted and unique for GZIP), each checked against
-        the masked crc32c that follows it, as TFRecordDataset checks them on scan."""
+        the crc32c stored after it (read with the index at open), as TFRecordDataset checks
+        them on scan: one C-level ``map`` of google-crc32c and one list compare. A plain file
+        is read with one pread per record, or sliced from `view`, a map of it."""
         starts, lengths = self._offsets[rows].tolist(), self._lengths[rows].tolist()
-        if not self._gzip:
+        if view is not None:
+            records = [view[s:s + n] for s, n in zip(starts, lengths)]
+        elif not self._gzip:
             fd = self._fd
-            frames = [os.pread(fd, n + _FOOTER, s) for s, n in zip(starts, lengths)]
+            records = [os.pread(fd, n, s) for s, n in zip(starts, lengths)]
         else:
-            frames = self._inflated(starts, lengths)
-        if sum(map(len, frames)) != sum(lengths) + _FOOTER * len(frames):
+            records = self._inflated(starts, lengths)
+        if sum(map(len, records)) != sum(lengths):
             raise FormatError(self.path, "a record ends past the end of the file: truncated")
-        records = [f[:n] for f, n in zip(frames, lengths)]
-        # Every record's crc32c in one C-level map, masked and compared in numpy (uint32 wraps
-        # like the mask's arithmetic): a Python loop per record cost ~25% more.
-        crc = np.fromiter(map(_crc, records), np.uint32, len(records))
-        stored = np.frombuffer(b"".join(map(_FOOTER_BYTES, frames)), "<u4")
-        bad = np.flatnonzero((((crc >> 15) | (crc << 17)) + _DELTA32) != stored)
-        if bad.size:
-            raise FormatError(self.path, f"record {int(rows[bad[0]])} fails its crc32c: corrupt")
+        crcs = list(map(_crc, records))
+        if crcs != self._crcs[rows].tolist():
+            bad = int(np.flatnonzero(np.array(crcs, np.uint32) != self._crcs[rows])[0])
+            raise FormatError(self.path, f"record {int(rows[bad])} fails its crc32c: corrupt")
         return records
 
     def _inflated(self, starts: list[int], lengths: list[int]) -> list[bytes]:
-        """Each record's data with its crc32c, inflated from the nearest checkpoint (sorted starts)."""
+        """Each record's data, inflated from the nearest checkpoint (sorted starts)."""
         which = np.searchsorted(self._marks, np.asarray(starts, dtype=np.int64), side="right") - 1
         out: list[bytes] = []
         for k, group in itertools.groupby(zip(which.tolist(), starts, lengths), key=lambda t: t[0]):
-            spans = [(s, n + _FOOTER) for _, s, n in group]  # sorted: one inflate per checkpoint
+            spans = [(s, n) for _, s, n in group]  # sorted: one inflate per checkpoint
             cin, cout, z = self._checkpoints[k]
             z, need, parts = z.copy(), spans[-1][0] + spans[-1][1] - cout, []
             self._file.seek(cin)
@@ -263,12 +270,10 @@ class TFRecordReader(Reader):
         if self._gzip:
             return self._read(np.array([i]))
         start, n = self._offsets.item(i), self._lengths.item(i)
-        frame = os.pread(self._fd, n + _FOOTER, start)
-        if len(frame) != n + _FOOTER:
+        data = os.pread(self._fd, n, start)
+        if len(data) != n:
             raise FormatError(self.path, "a record ends past the end of the file: truncated")
-        data = frame[:n]
-        crc = _crc(data)
-        if ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _DELTA) & 0xFFFFFFFF != _UINT32.unpack_from(frame, n)[0]:
+        if _crc(data) != self._crcs.item(i):
             raise FormatError(self.path, f"record {i} fails its crc32c: corrupt")
         try:
             feature = self._from_string(data).features.feature
@@ -286,15 +291,16 @@ class TFRecordReader(Reader):
         images, labels = self._parse(self._records(rows))
         return images[inverse], labels[inverse]
 
-    def serialized(self, indices: np.ndarray) -> np.ndarray:
-        """The serialized Examples at `indices` in that order (crc32c checked), as an object array."""
+    def serialized(self, indices: np.ndarray, view: mmap.mmap | None = None) -> np.ndarray:
+        """The serialized Examples at `indices` in that order (crc32c checked), as an object
+        array; a plain file's records are sliced from `view` (a map of it) where given."""
         if self._closed:
             raise self._closed_error()
         idx = self._as_indices(indices)
         if idx.size and (idx.min() < 0 or idx.max() >= self._n):
             raise IndexError(f"index out of range for {self.path} with {self._n} samples")
         if not self._gzip:
-            records = self._records(idx)
+            records = self._records(idx, view)
         else:
             rows, inverse = np.unique(idx, return_inverse=True)
             found = self._records(rows)
@@ -305,13 +311,21 @@ class TFRecordReader(Reader):
 
     def tf_batches(self, batches: np.ndarray, probe: Any = None) -> Any:
         """As TFRecord's users train: the records of each block of batches read ahead by index
-        (one pread and a crc32c check each, on a tf.data thread), then one ``parse_example`` +
-        ``decode_raw`` per block in the graph (no Python per record), split into batches."""
+        (a crc32c check each, on a tf.data thread), then one ``parse_example`` + ``decode_raw``
+        per block in the graph (no Python per record), split into batches.
+
+        A plain file is read through a read-only map of it, held while the reader is open: every
+        epoch touches every record, and a slice of the map costs no system call (Fashion-MNIST,
+        an epoch of 60000 random records: 26 ms of slices against 70 ms of preads). Single reads
+        keep pread: a fresh map pays a page fault for each sparse read."""
         tf = _tf()
         from ._tfdata import indexed_batches
 
-        ds = indexed_batches(lambda idx: (self.serialized(idx),), batches, ((object, (None,)),),
-                             probe=probe, describe="records by index (pread + crc32c)",
+        if not self._gzip and self._map is None:
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        view = self._map
+        ds = indexed_batches(lambda idx: (self.serialized(idx, view),), batches, ((object, (None,)),),
+                             probe=probe, describe=f"records by index ({'gzip' if self._gzip else 'mapped'} + crc32c)",
                              decode=_batch_parser(tf, self.image_shape, self.image_dtype))
         if probe is not None:
             probe.pipeline += ", one parse_example per call in the graph"
@@ -331,6 +345,9 @@ class TFRecordReader(Reader):
             yield self._images(raw, len(labels)), labels
 
     def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         self._file.close()
         self._fd = -1  # a read after close fails (EBADF) rather than pread a reused descriptor
 

@@ -298,3 +298,19 @@ def test_the_report_says_what_the_cache_setting_is_worth(tmp_path):
     table = section[section.index("What the chunk-cache setting is worth"):section.index("Effect of the chunk-cache")]
     assert "chunk 1024 · gzip4" in table and "the working set" in table and "1 MiB" in table
     assert "×225 faster" in table and "×6.22 faster" in table and "same within noise" in table
+
+
+@pytest.mark.parametrize("cid, runs", [
+    ("hdf5/chunk1-gzip4", [(0, 2), (2, 3), (3, 4)]),  # 12-14 would be read and inflated for nothing
+    ("hdf5/chunk64", [(0, 3), (3, 4)]),  # rows 10, 11 and 15 sit in one chunk: one read
+])
+def test_a_run_never_reads_through_a_chunk_none_of_its_rows_is_in(cid, runs, split, tmp_path):
+    """Sorted rows closer than 16 KiB share one read, unless a chunk holding none of them lies
+    between (with 1-row chunks, every row between is a chunk to read and decode)."""
+    with get_case(cid).open(write(cid, split, tmp_path)) as r:
+        assert r._merge_gap >= 5 and 40 - 15 > r._merge_gap  # 784-byte rows: 20 rows share a read
+        uniq = np.array([10, 11, 15, 40])
+        assert [(a, b) for a, b, *_ in r._runs(uniq)] == runs
+        images, labels = r.read(uniq)
+        np.testing.assert_array_equal(images, split.images[uniq])
+        np.testing.assert_array_equal(labels, split.labels[uniq])

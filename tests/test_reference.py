@@ -61,3 +61,18 @@ def test_reference_returns_what_fmtbench_returns(ref_case, split, tmp_path):
     for what, ours, ref in zip(("batch", "single", "every sample", "scan"), seen["fmtbench"], seen["reference"]):
         _same(ours, ref, what)
     np.testing.assert_array_equal(seen["fmtbench"][3][0], split.images)
+
+
+def test_fairness_times_the_reader_the_adapter_and_the_reference_on_one_file(split, tmp_path):
+    """`benchmarks.fairness.compare`: all three readers return the same bytes (checked before
+    timing), and every metric gets a median ratio inside its range and a time per reader."""
+    from benchmarks.fairness import METRICS, compare
+
+    case = cases(["npy"], full=False)[0]
+    path = case.write(split, case.default_path(tmp_path)).path
+    out = compare(case, path, len(split), repeats=3, singles=5, batches=2)
+    assert set(out) == set(METRICS)
+    for m in METRICS:
+        row = out[m]
+        assert row["low"] <= row["ratio"] <= row["high"] and row["adapter_ratio"] > 0
+        assert all(row[f"{who}_us"] > 0 for who in ("fmtbench", "reference", "adapter"))
