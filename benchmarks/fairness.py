@@ -1,24 +1,35 @@
 """Fairness: every case's reader against a plain-library reference reader of the same file.
 
 For each chosen case that has a reference (``benchmarks/reference/<format>_ref.py``) the case's
-file is written once, both readers open it in this one process, their outputs are checked to be
-identical, and then single reads, random batches and scans are timed in interleaved repeats (the
-readers' order rotates every repeat, so drift and cache state hit them alike). The ratio
-fmtbench / reference is what fmtbench's reader costs beyond the library; 1.1 is the target.
-A third reader, ``adapter``, is the same fmtbench reader called past the layer every format
-shares (`Reader.read`'s index and output checks, `scan`'s count): adapter / reference is the
-format's own code against the library, and the gap between the two ratios is that layer's
-fixed cost per call (~0.4 us a single read, ~1 us a batch), which weighs most on the fastest reads.
+file is written once, and a fresh Python process (one per case: no case inherits another's
+imports, thread pools or mappings) opens it with three readers, checks that they return
+identical data, then times single reads, random batches of 64 and scans in interleaved
+repeats (the readers' order rotates every repeat, so drift and cache state hit them alike):
+
+* ``fmtbench``: the case's reader as the workloads call it: each set of indices checked once
+  (`Reader.checked`, untimed), then `Reader.read_checked` per read (output checks, error
+  translation);
+* ``reference``: the plain library as an expert reads that file;
+* ``adapter``: the same fmtbench reader called past the layer every format shares
+  (`read_checked`'s output checks, `scan`'s count).
+
+fmtbench / reference is what fmtbench's reader costs beyond the library (1.1 is the target);
+adapter / reference is the format's own code against the library, and the gap between the two
+is the shared layer's fixed cost per call (~0.3 us in a tight loop), which weighs most on the
+fastest reads.
 
     python -m benchmarks.fairness -c npy -c 'hdf5/*' --dataset fashion-mnist --repeats 7
 
 Timings are warm (the file was just written and read). Each repeat opens a fresh reader of
-each kind (untimed), so library caches start equally empty for both.
+each kind (untimed), so library caches start equally empty for all three.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,15 +41,14 @@ import numpy as np
 
 from benchmarks import reference
 from fmtbench.errors import FmtbenchError
-from fmtbench.formats import cases, import_libraries, missing_dependency
+from fmtbench.formats import Reader, cases, import_libraries, missing_dependency
 
 METRICS = ("single_p50_us", "batch64_us", "scan_us")
 
 
-def _single_p50(read: Callable, singles: np.ndarray) -> float:
+def _single_p50(read: Callable, ones: list[np.ndarray]) -> float:
     times = []
-    for i in singles:
-        idx = i[None]
+    for idx in ones:
         t0 = time.perf_counter()
         read(idx)
         times.append(time.perf_counter() - t0)
@@ -77,6 +87,16 @@ class _Adapter:
         self._reader.close()
 
 
+def _timed_read(reader, single_idx: np.ndarray, batch_idx: list[np.ndarray]) -> Callable:
+    """The read to time: fmtbench's reader as the workloads call it (every index checked once,
+    untimed, then `read_checked` per call), the others' `read`."""
+    if isinstance(reader, Reader):
+        for idx in (single_idx, *batch_idx):
+            reader.checked(idx)
+        return reader.read_checked
+    return reader.read
+
+
 def _read_everything(reader, single_idx: np.ndarray, batch: np.ndarray) -> list:
     scanned = list(reader.scan(1024))
     return [reader.read(batch), reader.read(single_idx[:1]),
@@ -93,6 +113,7 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
     ref_mod = reference.module(case.name)
     rng = np.random.default_rng(seed)
     single_idx = rng.integers(0, n, size=singles)
+    ones = [single_idx[k:k + 1] for k in range(singles)]  # int64 arrays of one, as pipelines pass
     batch_idx = [rng.integers(0, n, size=64) for _ in range(batches)]
     opener = {"fmtbench": lambda: case.open(path), "reference": lambda: ref_mod.Reference(path),
               "adapter": lambda: _Adapter(case.open(path))}
@@ -112,8 +133,9 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
         for who in names[r % 3:] + names[:r % 3]:  # each reader goes first in turn
             rd = opener[who]()
             try:
-                runs["single_p50_us"][who].append(_single_p50(rd.read, single_idx))
-                runs["batch64_us"][who].append(_batches(rd.read, batch_idx))
+                read = _timed_read(rd, single_idx, batch_idx)
+                runs["single_p50_us"][who].append(_single_p50(read, ones))
+                runs["batch64_us"][who].append(_batches(read, batch_idx))
                 runs["scan_us"][who].append(_scan(rd.scan))
             finally:
                 rd.close()
@@ -127,6 +149,21 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
     return out
 
 
+def _spawn(case_id: str, path: Path, rows: int, repeats: int, singles: int, batches: int) -> dict:
+    """`compare` for one case in a fresh Python process: no case inherits another's imports,
+    thread pools, allocator or mappings (all three readers of one case still share one)."""
+    cmd = [sys.executable, "-m", "benchmarks.fairness", "--one", json.dumps([case_id, str(path), rows]),
+           "--repeats", str(repeats), "--singles", str(singles), "--batches", str(batches)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode != 0:
+        raise click.ClickException(f"{case_id} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--cases", "patterns", multiple=True, help="Case ids, format names or globs (default: every case with a reference).")
 @click.option("--full", is_flag=True, help="Choose from each format's whole grid (110 HDF5 cases), not its representative cases.")
@@ -136,9 +173,18 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
 @click.option("--singles", type=click.IntRange(min=1), default=200, show_default=True, help="Single reads per repeat.")
 @click.option("--batches", type=click.IntRange(min=1), default=20, show_default=True, help="Random batches of 64 per repeat.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the table as JSON here.")
-def main(patterns, full, dataset, n, repeats, singles, batches, out) -> None:
+@click.option("--one", default=None, hidden=True)
+def main(patterns, full, dataset, n, repeats, singles, batches, out, one) -> None:
     """Ratio of each case's reader to a plain-library reference reader of the same file."""
     from fmtbench import datasets
+    from fmtbench.formats import get_case
+
+    if one is not None:  # a child: one case's comparison in this fresh process
+        case_id, path, rows = json.loads(one)
+        case = get_case(case_id)
+        import_libraries(case.name)
+        print(json.dumps(compare(case, Path(path), rows, repeats=repeats, singles=singles, batches=batches)))
+        return
 
     try:
         chosen = [c for c in cases(list(patterns) or None, full=full) if reference.module(c.name) is not None]
@@ -158,10 +204,9 @@ def main(patterns, full, dataset, n, repeats, singles, batches, out) -> None:
             if (why := missing_dependency(case.name)):
                 click.echo(f"{case.case_id}: skipped ({why})", err=True)
                 continue
-            import_libraries(case.name)
             path = case.write(split, case.default_path(tmp)).path
-            table[case.case_id] = compare(case, path, len(split), repeats=repeats, singles=singles, batches=batches)
-            row = table[case.case_id]
+            table[case.case_id] = row = _spawn(case.case_id, path, len(split), repeats, singles, batches)
+            _remove(path)  # the next case's file does not share the page cache with this one
             click.echo(f"{case.case_id:<28} " + "  ".join(
                 f"{m} {row[m]['ratio']:.2f} [{row[m]['low']:.2f}, {row[m]['high']:.2f}] "
                 f"(adapter {row[m]['adapter_ratio']:.2f})" for m in METRICS))

@@ -131,6 +131,20 @@ class ReaderContract:
         np.testing.assert_array_equal(one_image[0], split.images[idx[0]])
         assert one_label[0] == split.labels[idx[0]]
 
+    def test_checked_indices_read_piece_by_piece_like_read(self, written, split):
+        """What the workloads time: indices checked once, then `read_checked` per piece (a
+        batch, a slice of one) returns what `read` does."""
+        case, path = written
+        idx = np.random.default_rng(43).choice(len(split), size=64, replace=True)
+        with case.open(path) as r:
+            checked = r.checked(idx.tolist())
+            assert checked.dtype == np.int64 and np.array_equal(checked, idx)
+            for piece in (checked, checked[:1], checked[5:6], checked[10:40]):
+                images, labels = r.read_checked(piece)
+                np.testing.assert_array_equal(images, split.images[piece])
+                np.testing.assert_array_equal(labels, split.labels[piece])
+                assert images.dtype == split.images.dtype and labels.dtype == np.int64
+
     def test_read_edge_cases(self, written, split):
         case, path = written
         with case.open(path) as r:
@@ -138,11 +152,15 @@ class ReaderContract:
             assert images.shape == (0, *split.image_shape) and labels.shape == (0,)
             last = len(split) - 1
             np.testing.assert_array_equal(r.read([last, 0, last])[0], split.images[[last, 0, last]])
-            for bad in ([len(split)], [0, -1], [10**9]):
+            for bad in ([len(split)], [0, -1], [10**9], [-1], [3, len(split), 1]):
                 with pytest.raises(IndexError, match="out of range"):
                     r.read(bad)
+                with pytest.raises(IndexError, match="out of range"):
+                    r.checked(np.array(bad))
             with pytest.raises(TypeError):
                 r.read([0.5])
+            with pytest.raises(TypeError):
+                r.checked([0.5])
             with pytest.raises(ValueError):
                 next(r.scan(0))
 

@@ -115,7 +115,7 @@ class Reader(ABC):
     thread_safe: ClassVar[bool] = False
     #: set by `close` (every subclass's close is wrapped to set it; drop_caches keeps it)
     _closed: bool = False
-    #: whether the class defines `_read_one` (set per class: `read` then skips a method lookup)
+    #: whether the class defines `_read_one` (set per class: `read_checked` then skips a method lookup)
     _has_one: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -161,44 +161,57 @@ class Reader(ABC):
 
     def read(self, indices: Sequence[int] | np.ndarray) -> Batch:
         """Images and labels at `indices`, in exactly that order; duplicates allowed."""
-        # Kept lean on purpose: single-sample latency is a headline figure, and every
-        # microsecond spent here is charged to the format. A 1-D int64 array (what input
-        # pipelines pass) is used as it is; one index is range-checked with int compares and a
-        # batch by its largest and smallest values (argmax/argmin: ~0.45 us for 64 indices,
-        # where a ufunc reduction such as idx.max() costs ~1 us of setup).
+        return self.read_checked(self.checked(indices))
+
+    def checked(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """`indices` as a 1-D int64 array, after the checks every read makes: the reader is open
+        (ReaderClosedError), they are integers (TypeError) and each is in range (IndexError).
+
+        A caller that reads many pieces of one set of indices (a workload's seeded indices, a
+        training order) checks them once here and reads each piece with `read_checked`, so the
+        index checks cost nothing per read; `read` is the two in one call.
+        """
         if self._closed:
             raise self._closed_error()
         idx = indices
         if type(idx) is not np.ndarray or idx.dtype is not _INT64 or idx.ndim != 1:
             idx = self._as_indices(indices)
+        if len(idx) == 1:
+            if not 0 <= idx.item() < self._n:
+                raise self._out_of_range(idx.item())
+        elif len(idx):  # argmax/argmin: ~0.45 us for 64 indices, a ufunc reduction ~1 us of setup
+            hi, lo = idx.item(idx.argmax()), idx.item(idx.argmin())
+            if hi >= self._n or lo < 0:
+                raise self._out_of_range(lo if lo < 0 else hi)
+        return idx
+
+    def read_checked(self, idx: np.ndarray) -> Batch:
+        """`read` of indices that `checked` returned, or of a slice of them (a 1-D int64 array
+        of in-range indices; anything else is undefined): what the output must be is still
+        checked on every call (shapes, dtypes), and library errors become FormatError."""
+        # Kept lean on purpose: single-sample latency is a headline figure, and every
+        # microsecond spent here is charged to the format.
+        if self._closed:
+            raise self._closed_error()
         n = len(idx)
+        try:
+            if n == 1:
+                images, labels = self._read_one(idx.item()) if self._has_one else self._read(idx)
+            elif n:
+                images, labels = self._read(idx)
+            else:
+                return (np.empty((0, *self.image_shape), self.image_dtype), np.empty(0, LABEL_DTYPE))
+        except (FmtbenchError, IndexError, *_BUGS):
+            raise
+        except Exception as exc:  # the same translation as library_errors, without its overhead
+            raise FormatError(self.path, exc) from exc
         if n == 1:
-            i = idx.item()
-            if i < 0 or i >= self._n:
-                raise self._out_of_range(i)
-            try:
-                images, labels = self._read_one(i) if self._has_one else self._read(idx)
-            except (FmtbenchError, IndexError, *_BUGS):
-                raise
-            except Exception as exc:  # the same translation as library_errors, without its overhead
-                raise FormatError(self.path, exc) from exc
             if images.shape != self._shape_of_one or labels.shape != _SHAPE_OF_ONE:
                 self._wrong_shapes(images, labels, n)
-        elif n:
-            if idx.item(idx.argmax()) >= self._n or idx.item(idx.argmin()) < 0:
-                hi, lo = idx.item(idx.argmax()), idx.item(idx.argmin())
-                raise self._out_of_range(lo if lo < 0 else hi)
-            try:
-                images, labels = self._read(idx)
-            except (FmtbenchError, IndexError, *_BUGS):
-                raise
-            except Exception as exc:
-                raise FormatError(self.path, exc) from exc
+        else:
             shape = images.shape
             if shape[1:] != self.image_shape or shape[0] != n or labels.shape != (n,):
                 self._wrong_shapes(images, labels, n)
-        else:
-            return (np.empty((0, *self.image_shape), self.image_dtype), np.empty(0, LABEL_DTYPE))
         # _checked, inlined: attribute compares only, a cast only when a dtype differs.
         if images.dtype is not self.image_dtype and images.dtype != self.image_dtype:
             images = images.astype(self.image_dtype)
@@ -251,7 +264,7 @@ class Reader(ABC):
         """Read validated, in-range int64 indices (non-empty) in the order given."""
 
     #: Optional: a method ``_read_one(self, i: int) -> Batch`` that reads one validated,
-    #: in-range index (a batch of one), which `read` then calls instead of `_read` for a single
+    #: in-range index (a batch of one), which `read_checked` then calls instead of `_read` for a single
     #: index, sparing the format its array handling where one read is a headline figure.
     _read_one: Callable[[int], Batch] | None = None
 
@@ -263,13 +276,21 @@ class Reader(ABC):
         """The shared-order training input: a tf.data Dataset whose element g is
         ``read(batches[g])`` (images in the stored dtype, int64 labels), read ahead of the train
         step (`fmtbench.formats._tfdata.indexed_batches`; `probe` records when each batch was
-        ready). Override it where the library has a better way to the same bytes in the same
-        order (TFRecord parses in the graph)."""
+        ready). The whole order is checked once (`checked_order`), then every block is read
+        with `read_checked`. Override it where the library has a better way to the same bytes
+        in the same order (TFRecord parses in the graph)."""
         from ._tfdata import PARALLEL_READS, indexed_batches
 
         signature = ((self.image_dtype, (None, *self.image_shape)), (np.int64, (None,)))
-        return indexed_batches(self.read, batches, signature, probe=probe,
+        return indexed_batches(self.read_checked, self.checked_order(batches), signature, probe=probe,
                                parallel=PARALLEL_READS if self.thread_safe else 1)
+
+    def checked_order(self, batches: np.ndarray) -> np.ndarray:
+        """A training order (batches x batch size) as a C-contiguous int64 array whose indices
+        `checked` has passed: any run of its rows, flattened, may go to `read_checked`."""
+        order = np.ascontiguousarray(batches, dtype=np.int64)
+        self.checked(order.reshape(-1))
+        return order
 
     def drop_caches(self) -> None:
         """Forget in-process caches of file data (HDF5 chunk cache, SQLite page cache, mapped

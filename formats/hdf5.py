@@ -309,7 +309,8 @@ class HDF5Reader(Reader):
                            shape=(self._n, *self.image_shape))
         labels = self._labels[...].astype(LABEL_DTYPE)
         signature = ((self.image_dtype, (None, *self.image_shape)), (np.int64, (None,)))
-        return indexed_batches(lambda idx: (images[idx], labels[idx]), batches, signature, probe=probe,
+        order = self.checked_order(batches)  # numpy would wrap a negative index, not refuse it
+        return indexed_batches(lambda idx: (images[idx], labels[idx]), order, signature, probe=probe,
                                parallel=PARALLEL_READS, describe="numpy gather from the mapped contiguous dataset")
 
     def _scan(self, batch_size: int) -> Iterator[Batch]:

@@ -294,11 +294,7 @@ class TFRecordReader(Reader):
     def serialized(self, indices: np.ndarray, view: mmap.mmap | None = None) -> np.ndarray:
         """The serialized Examples at `indices` in that order (crc32c checked), as an object
         array; a plain file's records are sliced from `view` (a map of it) where given."""
-        if self._closed:
-            raise self._closed_error()
-        idx = self._as_indices(indices)
-        if idx.size and (idx.min() < 0 or idx.max() >= self._n):
-            raise IndexError(f"index out of range for {self.path} with {self._n} samples")
+        idx = self.checked(indices)
         if not self._gzip:
             records = self._records(idx, view)
         else:

@@ -150,6 +150,8 @@ def test_a_huge_scan_batch_and_a_closed_reader(tmp_path):
         with case.open(path) as r:
             (images, labels), = list(r.scan(10**12))
             np.testing.assert_array_equal(images, split.images)
-        for call in (lambda: r.read([0]), lambda: next(r.scan(8))):
+            checked = r.checked([0, 1])  # checked while open, read after close: still refused
+        for call in (lambda: r.read([0]), lambda: next(r.scan(8)), lambda: r.checked([0]),
+                     lambda: r.read_checked(checked), lambda: r.read_checked(checked[:1])):
             with pytest.raises(FmtbenchError, match="closed"):
                 call()

@@ -56,6 +56,7 @@ class Faulty:
 
     thread_safe = False
     tf_batches = Reader.tf_batches
+    checked_order = Reader.checked_order
 
     def __init__(self, reader, fault):
         self.reader, self.fault, self.image_shape = reader, fault, reader.image_shape
@@ -64,7 +65,10 @@ class Faulty:
     def __len__(self):
         return len(self.reader)
 
-    def read(self, indices):
+    def checked(self, indices):
+        return self.reader.checked(indices)
+
+    def read_checked(self, indices):
         indices = np.asarray(indices)
         if self.fault == "mirrored":  # wrong samples: index i serves n-1-i
             return self.reader.read(len(self) - 1 - indices)

@@ -3,6 +3,8 @@
 Every case sees the same indices in the same order: they come from `numpy.random.default_rng`
 seeded with (seed, purpose), never from the format. Within a batch, indices are read sorted
 (the friendly case for chunked and paged layouts) and unsorted (what a shuffling loader asks).
+The reader checks every index once, before any timing (`Reader.checked`); each timed call is
+`Reader.read_checked`, so a figure is the format's read plus the output checks every read makes.
 """
 from __future__ import annotations
 
@@ -31,32 +33,46 @@ def batch_indices(n: int, batches: int, size: int, seed: int) -> list[np.ndarray
     return [rng.choice(n, size=min(size, n), replace=False) for _ in range(batches)]
 
 
-def _latencies(reader: Reader, indices: np.ndarray) -> list[float]:
-    out = []
-    for i in indices:
+def checked(reader: Reader, batches: list[np.ndarray]) -> list[np.ndarray]:
+    """`batches` with their indices checked by the reader once, before any timing, so each
+    timed read is `read_checked` (the output checks only): a figure is the format's read."""
+    return [reader.checked(b) for b in batches]
+
+
+def checked_singles(reader: Reader, indices: np.ndarray) -> list[np.ndarray]:
+    """Each of `indices` as its own 1-element array (what input pipelines pass), all checked
+    by the reader in one call before any timing."""
+    idx = reader.checked(indices)
+    return [idx[k:k + 1] for k in range(len(idx))]
+
+
+def _latencies(reader: Reader, singles: list[np.ndarray]) -> list[float]:
+    read, out = reader.read_checked, []
+    for one in singles:
         t0 = time.perf_counter()
-        reader.read([int(i)])
+        read(one)
         out.append(time.perf_counter() - t0)
     return out
 
 
 def _batches(reader: Reader, batches: list[np.ndarray]) -> int:
+    read = reader.read_checked
     for b in batches:
-        reader.read(b)
+        read(b)
     return sum(len(b) for b in batches)
 
 
 def run_random(reader: Reader, profile: Profile, seed: int, before_each: Hook = None) -> list[Observation]:
     """Latency percentiles of single reads, and samples/s of sorted and unsorted random batches."""
     n = len(reader)
-    singles = single_indices(n, profile.random_singles, seed)
+    singles = checked_singles(reader, single_indices(n, profile.random_singles, seed))
     m = measure(lambda: _latencies(reader, singles), repeats=profile.repeats,
                 warmup=profile.warmup, before_each=before_each, files=reader.path)
     per_repeat = [percentiles(lat, tuple(_PCTS.values())) for lat in m.results]
     extra = {"k": len(singles), **resources(m)}
     obs = [Observation(name, [p[pct] for p in per_repeat], extra) for name, pct in _PCTS.items()]
 
-    unsorted = batch_indices(n, profile.random_batches, profile.random_batch_size, seed)
+    unsorted = checked(reader, batch_indices(n, profile.random_batches, profile.random_batch_size, seed))
     for name, batches in (("batch_unsorted_samples_per_s", unsorted),
                           ("batch_sorted_samples_per_s", [np.sort(b) for b in unsorted])):
         m = measure(lambda: _batches(reader, batches), repeats=profile.repeats,

@@ -6,7 +6,9 @@ from pathlib import Path
 
 
 class Reference:
-    """``np.load(mmap_mode="r")``; ``read`` is ``arr[indices]``; ``scan`` copies slices."""
+    """``np.load(mmap_mode="r")`` viewed as plain ndarrays (a ``np.memmap`` runs Python-level
+    ``__getitem__`` and ``__array_finalize__`` on every index); ``read`` is ``arr[indices]``,
+    one index a copied slice; ``scan`` copies slices."""
 
     def __init__(self, path: Path):
         import numpy as np
@@ -14,16 +16,21 @@ class Reference:
         self._np = np
         self._images = np.load(Path(path) / "images.npy", mmap_mode="r")
         self._labels = np.load(Path(path) / "labels.npy", mmap_mode="r")
+        self._pixels, self._targets = self._images.view(np.ndarray), self._labels.view(np.ndarray)
 
     def read(self, indices):
-        return self._images[indices], self._labels[indices]
+        if len(indices) == 1:
+            i = int(indices[0])
+            return self._pixels[i:i + 1].copy(), self._targets[i:i + 1].copy()
+        return self._pixels[indices], self._targets[indices]
 
     def scan(self, batch_size: int) -> Iterator:
-        np, n = self._np, len(self._labels)
-        for start in range(0, n, batch_size):
-            yield np.array(self._images[start:start + batch_size]), np.array(self._labels[start:start + batch_size])
+        pixels, targets = self._pixels, self._targets
+        for start in range(0, len(targets), batch_size):
+            yield pixels[start:start + batch_size].copy(), targets[start:start + batch_size].copy()
 
     def close(self) -> None:
+        self._pixels = self._targets = None
         for arr in (self._images, self._labels):
             if getattr(arr, "_mmap", None) is not None:
                 arr._mmap.close()
