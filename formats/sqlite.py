@@ -113,10 +113,13 @@ def _check_whole(path: Path) -> None:
 
 
 def _blobs_to_array(blobs: Sequence[bytes], width: int, path: Path) -> np.ndarray:
-    """One writable (n, width) uint8 array from n BLOBs, each checked to be `width` bytes."""
-    if set(map(len, blobs)) != {width}:  # C-level loops: `any(len(b) != ...)` took 3x as long
-        raise FormatError(path, f"an image BLOB is not {width} bytes long")
-    return np.frombuffer(bytearray().join(blobs), np.uint8).reshape(len(blobs), width)
+    """One writable (n, width) uint8 array from n BLOBs of `width` bytes each. Their joined
+    length is checked, which catches any one BLOB of another length (a damaged record header);
+    a set of every length cost 10% of a scan (40 us per 1024 BLOBs)."""
+    joined = bytearray().join(blobs)
+    if len(joined) != width * len(blobs):
+        raise FormatError(path, f"{len(blobs)} image BLOBs hold {len(joined)} bytes, not {width} each")
+    return np.frombuffer(joined, np.uint8).reshape(len(blobs), width)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
