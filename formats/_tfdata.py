@@ -4,7 +4,8 @@ Two questions, two pipelines (an adapter may override either with its library's 
 
 * **Shared order** (`Reader.tf_batches`): the identical seeded batch order for every case, so
   training ends in identical weights. `indexed_batches` maps each batch's indices through
-  ``tf.numpy_function(reader.read)``, ``deterministic=True`` and prefetched, so reads run on a
+  ``tf.numpy_function(reader.read_checked)`` (the whole order checked once), ``deterministic=True``
+  and prefetched, so reads run on a
   tf.data thread ahead of the train step (which runs in C++ without the GIL): reads overlap
   compute. Several reads are in flight at once only for readers that declare ``thread_safe``;
   the others get one at a time (a reader must not be tied to the thread that opened it, but

@@ -34,18 +34,19 @@ open, and its data against the data's crc32c on every path: ``scan`` by TFRecord
 random record reader with a 16 MiB read-ahead buffer, 2.6 ms per random record of a 52 MB
 file). GZIP files also have their stream's CRC-32 checked at open. A flip anywhere in a record
 is thus caught but for 1 in 2^32; flips in a gzip header's time and OS bytes change nothing.
-What the read check costs now (Fashion-MNIST, warm page cache, one process, the reader with
-the check on and off and the plain reference below, interleaved call by call, 2 busy cores):
-``read([i])`` p50 6.5 us against 5.6 us without it (20000 random indices), random batches of 64
-244 us against 224 us (1500 batches: 0.3 us per 857-byte record, one C-level ``map`` of
-google-crc32c and one numpy compare of the masked values; a Python loop per record: 0.4 us). Checking every length at open adds ~45 ms to indexing that file (60000 records).
+The index keeps every record's stored data crc32c (4 bytes a record, unmasked once at
+open), so a read preads just the data, as a reader without the check does, and adds one
+google-crc32c call per record (~0.15 us for 857 bytes: a C-level ``map``) and one list compare.
+Checking every length at open adds ~45 ms to indexing that file (60000 records).
 
 Against a reader of plain Python file reads and TensorFlow's parsers (``benchmarks/reference/
 tfrecord_ref.py``: the same index, ``pread``, ``FromString``/``parse_example``, no crc check on
-random reads, as in Grain's TFRecord reader; ``python -m benchmarks.fairness``,
-median of 7 interleaved pairs): plain single reads 1.16-1.18x (were 2.04x) and batches of 64
-1.12-1.17x (were 1.16x), which is the crc check above (without it: 1.04x and 1.06x); scans
-1.03x; gzip 0.98-1.01x. The table below predates all of this.
+random reads, as in Grain's TFRecord reader; ``python -m benchmarks.fairness -c tfrecord
+--repeats 7``, Fashion-MNIST, medians of 7 interleaved repeats, a quiet 2-core machine):
+plain single reads 1.11x (the adapter past the shared checks: 1.04x; were 1.16-1.18x while
+each read sliced its frame and unmasked the stored crc), batches of 64 1.05x (1.04x; were
+1.12-1.17x), scans 1.04x; gzip 0.98-0.99x, its scans 1.35x in that run (0.99-1.45; the
+adapter's own scan 1.03x). The table below predates all of this.
 
 Measured on Fashion-MNIST train (60000x28x28 uint8), 2 busy cores, two runs of medians of 3:
 
