@@ -26,10 +26,7 @@ each kind (untimed), so library caches start equally empty for all three.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,9 +36,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks import reference
+from benchmarks import child, reference
+from fmtbench.atomic import remove
 from fmtbench.errors import FmtbenchError
 from fmtbench.formats import Reader, cases, import_libraries, missing_dependency
+from fmtbench.workloads.random import checked
 
 METRICS = ("single_p50_us", "batch64_us", "scan_us")
 
@@ -91,8 +90,7 @@ def _timed_read(reader, single_idx: np.ndarray, batch_idx: list[np.ndarray]) -> 
     """The read to time: fmtbench's reader as the workloads call it (every index checked once,
     untimed, then `read_checked` per call), the others' `read`."""
     if isinstance(reader, Reader):
-        for idx in (single_idx, *batch_idx):
-            reader.checked(idx)
+        checked(reader, [single_idx, *batch_idx])
         return reader.read_checked
     return reader.read
 
@@ -150,18 +148,9 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
 
 
 def _spawn(case_id: str, path: Path, rows: int, repeats: int, singles: int, batches: int) -> dict:
-    """`compare` for one case in a fresh Python process: no case inherits another's imports,
-    thread pools, allocator or mappings (all three readers of one case still share one)."""
-    cmd = [sys.executable, "-m", "benchmarks.fairness", "--one", json.dumps([case_id, str(path), rows]),
-           "--repeats", str(repeats), "--singles", str(singles), "--batches", str(batches)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
-    if done.returncode != 0:
-        raise click.ClickException(f"{case_id} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _remove(path: Path) -> None:
-    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    """`compare` for one case in a fresh Python process (all three readers of one case share it)."""
+    return child.run("benchmarks.fairness", [case_id, str(path), rows],
+                     {"repeats": repeats, "singles": singles, "batches": batches}, case_id)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -206,7 +195,7 @@ def main(patterns, full, dataset, n, repeats, singles, batches, out, one) -> Non
                 continue
             path = case.write(split, case.default_path(tmp)).path
             table[case.case_id] = row = _spawn(case.case_id, path, len(split), repeats, singles, batches)
-            _remove(path)  # the next case's file does not share the page cache with this one
+            remove(path)  # the next case's file does not share the page cache with this one
             click.echo(f"{case.case_id:<28} " + "  ".join(
                 f"{m} {row[m]['ratio']:.2f} [{row[m]['low']:.2f}, {row[m]['high']:.2f}] "
                 f"(adapter {row[m]['adapter_ratio']:.2f})" for m in METRICS))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 
 import click
 import numpy as np
+
+from benchmarks import child
 
 BASELINE = "memory"
 
@@ -88,18 +89,8 @@ class _PlainReader:
 
 
 def _spawn(kind: str, case_id: str, path: str, dataset: str, model: str, epochs: int, seed: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.training", "--one", json.dumps([kind, case_id, path]),
-           "--dataset", dataset, "--model", model, "--epochs", str(epochs), "--seed", str(seed)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env())
-    if out.returncode != 0:
-        raise click.ClickException(f"{kind} {case_id} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _env() -> dict:
-    import os
-
-    return os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    return child.run("benchmarks.training", [kind, case_id, path],
+                     {"dataset": dataset, "model": model, "epochs": epochs, "seed": seed}, f"{kind} {case_id}")
 
 
 def _spread(values: list[float]) -> str:

@@ -34,8 +34,9 @@ def _fsync_tree(path: Path) -> None:
             os.fsync(fh.fileno())
 
 
-def _remove(path: Path) -> None:
-    """Best-effort cleanup: it never raises, so the error that made it necessary is the one seen."""
+def remove(path: Path) -> None:
+    """Remove a file or a folder, best effort: it never raises, so the error that made a cleanup
+    necessary is the one seen."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -61,7 +62,7 @@ def sweep_stale(target: Path) -> list[Path]:
     for tmp in target.parent.glob(f"{prefix}*") if target.parent.is_dir() else ():
         pid = tmp.name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
-            _remove(tmp)
+            remove(tmp)
             gone.append(tmp)
     return gone
 
@@ -130,12 +131,12 @@ def _replace_folder(new: Path, target: Path) -> None:
     swapped atomically and the old one, now at `new`, removed; where the filesystem cannot
     swap, the old one is moved aside first (a kill between the two renames leaves nothing)."""
     if _exchange(new, target):
-        _remove(new)
+        remove(new)
         return
     old = temp_name(target)
     os.replace(target, old)
     os.replace(new, target)
-    _remove(old)
+    remove(old)
 
 
 @contextlib.contextmanager
@@ -166,7 +167,7 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
             os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException as exc:
-        full = disk_full(exc, target, written=_size_or_none(tmp), cleanup=lambda: _remove(tmp))
+        full = disk_full(exc, target, written=_size_or_none(tmp), cleanup=lambda: remove(tmp))
         if full is not None:
             raise full from exc
         if (denied := _not_writable(exc, target)) is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fmtbench import cache as page_cache
-from fmtbench.atomic import atomic_path, disk_full
+from fmtbench.atomic import atomic_path, disk_full, remove
 from fmtbench.datasets._base import Split
 from fmtbench.executor import DataRef, Outcome, Task, error_record
 from fmtbench.formats import Reader, get_case
@@ -105,7 +104,7 @@ def _write(task: Task) -> list[Observation]:
     try:
         return run_write(get_case(task.unit.case), load_split(task.data, "train"), scratch, task.profile)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True) if scratch.is_dir() else scratch.unlink(missing_ok=True)
+        remove(scratch)
 
 
 def _scan(task: Task) -> list[Observation]:

@@ -25,6 +25,13 @@ def masked(crc: int) -> int:
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
 
 
+def unmasked(stored: bytes | bytearray) -> np.ndarray:
+    """The CRC-32C values behind masked ones stored as little-endian uint32 (`masked` undone for
+    all at once: subtract the constant, rotate left by 15 bits; uint32 arithmetic wraps alike)."""
+    x = np.frombuffer(stored, "<u4") - np.uint32(_MASK_DELTA)
+    return ((x << 15) | (x >> 17)).astype(np.uint32)
+
+
 def frame_ok(frame: bytes) -> bool:
     """Whether `frame` (a message, then the little-endian masked CRC-32C of it) is intact."""
     size = len(frame) - 4

@@ -26,9 +26,9 @@ in the order asked with one gather.
 * Contiguous: fancy ``dset[sorted]`` (one H5Dread), at most 128 indices per call because
   h5py's fancy selection is quadratic (10000 indices: 4.8 s); a dense piece is one slice.
 * Chunked: fancy selection makes HDF5 map an irregular selection onto chunks, 3-5x slower
-  than reading rows. Rows are read as runs (rows < 16 KiB apart share one ``dset[lo:hi]`` unless
-a chunk holding none of them lies between, which the run would read and decode for nothing),
-  in sorted order, so each touched chunk is fetched and decoded once while it sits in the
+  than reading rows. Rows are read as runs (rows < 16 KiB apart share one ``dset[lo:hi]``,
+  unless a chunk holding none of them lies between: the run would read and decode it for
+  nothing), in sorted order, so each touched chunk is fetched and decoded once while it sits in the
   chunk cache. A filtered chunk larger than the cache is never cached and would be decoded
   per row: then each touched chunk's rows are one run (32x32x3 uint8, chunk1024-gzip4, 1 MiB
   cache: row loop 57/s, fancy 341/s, this reader 371/s). Reading whole chunks lost (it copies

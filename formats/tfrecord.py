@@ -84,7 +84,6 @@ _INFLATER = 40 * 1024  # bytes of one zlib inflate state with its 32 KiB window 
 _BATCH_PARSE = 128  # from this many records on, tf.io.parse_example beats Example.FromString
 
 _crc = _crc32c.google_crc32c.value  # the C function, compared with the unmasked stored crc32c
-_DELTA32 = np.uint32(_crc32c._MASK_DELTA)
 
 
 @functools.cache
@@ -118,13 +117,6 @@ def _check_heads(path: Path, heads: bytearray) -> None:
     wrong = np.flatnonzero(_crc32c.bad_rows(np.frombuffer(heads, np.uint8).reshape(-1, _HEADER)))
     if wrong.size:
         raise FormatError(path, f"the length of record {int(wrong[0])} fails its crc32c: corrupt")
-
-
-def _unmasked(tails: bytes) -> np.ndarray:
-    """The crc32c values of the data, from TFRecord's masked ones as stored (little-endian
-    uint32): the inverse of `_crc32c.masked` (subtract the constant, rotate left by 15 bits)."""
-    x = np.frombuffer(tails, "<u4") - _DELTA32  # uint32 arithmetic wraps like the mask's
-    return ((x << 15) | (x >> 17)).astype(np.uint32)
 
 
 def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], np.ndarray, list[tuple[int, int, Any]]]:
@@ -164,7 +156,7 @@ def _index(path: Path, fh: Any, gzip: bool) -> tuple[list[int], list[int], np.nd
     _check_heads(path, heads)
     if buf or (z and z.unused_data):
         raise FormatError(path, f"{len(buf)} bytes after the last whole record: truncated or junk")
-    return offsets, lengths, _unmasked(bytes(tails)), checkpoints
+    return offsets, lengths, _crc32c.unmasked(tails), checkpoints
 
 
 class TFRecordReader(Reader):

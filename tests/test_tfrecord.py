@@ -168,6 +168,9 @@ def test_crc32c_matches_a_plain_byte_loop():
     assert _crc32c.bad_frames(broken) == list(range(len(frames)))
     assert [_crc32c.frame_ok(f) for f in broken + frames[:1]] == [False] * len(frames) + [True]
     assert _crc32c.bad_frames([b"", b"abcd", frames[0]]) == [0, 1]
+    # the index unmasks every stored crc at once: the byte loop's values, back from the frames
+    stored = b"".join(f[-4:] for f in frames)
+    assert _crc32c.unmasked(stored).tolist() == [loop(f[:-4]) for f in frames]
 
 
 def test_other_dtypes_round_trip(tmp_path):

@@ -89,9 +89,9 @@ def read_window(reader: Reader, work: Work, t_go: float, window_s: float, truth:
                 check_all: bool = False) -> dict[str, Any]:
     """Wait for t_go, read `work`'s batches until the window or the work ends; what it did."""
     batches = work.batches()
-    # Every index Work yields lies in [0, work.size): one check of that bound stands for the
-    # per-call index checks, and each timed read is `read_checked` (the output checks only).
-    reader.checked(np.array([0, work.size - 1] if work.size else [], dtype=np.int64))
+    # Every index Work yields lies in [0, work.size): checking those once, untimed, stands for
+    # the per-call index checks, and each timed read is `read_checked` (the output checks only).
+    reader.checked(np.arange(work.size))
     read = reader.read_checked
     if (delay := t_go - time.perf_counter()) > 0:
         time.sleep(delay)
