@@ -6,25 +6,29 @@ imports, thread pools or mappings) opens it with three readers, checks that they
 identical data, then times single reads, random batches of 64 and scans in interleaved
 repeats (the readers' order rotates every repeat, so drift and cache state hit them alike):
 
-* ``fmtbench``: the case's reader as the workloads call it: each set of indices checked once
-  (`Reader.checked`, untimed), then `Reader.read_checked` per read (output checks, error
-  translation);
+* ``fmtbench``: the case's reader as the workloads time it: each set of indices checked once
+  (`Reader.checked`, untimed), then `Reader.fetch` per read (the adapter's read, error
+  translation), its output checked by `Reader.verified` outside the clock; `scan` with its
+  per-batch checks and count;
 * ``reference``: the plain library as an expert reads that file;
-* ``adapter``: the same fmtbench reader called past the layer every format shares
-  (`read_checked`'s output checks, `scan`'s count).
+* ``adapter``: the same fmtbench reader called past the layer every format shares (its own
+  `_read_one`/`_read`/`_scan`).
 
 fmtbench / reference is what fmtbench's reader costs beyond the library (1.1 is the target);
-adapter / reference is the format's own code against the library, and the gap between the two
-is the shared layer's fixed cost per call (~0.3 us in a tight loop), which weighs most on the
-fastest reads.
+adapter / reference is the format's own code against the library. Reads are timed one call at
+a time (a batch figure is the sum of its calls) for all three alike.
 
     python -m benchmarks.fairness -c npy -c 'hdf5/*' --dataset fashion-mnist --repeats 7
 
 Timings are warm (the file was just written and read). Each repeat opens a fresh reader of
-each kind (untimed), so library caches start equally empty for all three.
+each kind (untimed), so library caches start equally empty for all three, and collects garbage
+first; what the imports left is frozen out of the collector's reach before any timing
+(`fmtbench.harness.freeze_imports`). Without both, whichever reader's scan triggered a full
+collection ran 12-19% slower than its twin (SQLite).
 """
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import sys
@@ -40,25 +44,34 @@ from benchmarks import child, reference
 from fmtbench.atomic import remove
 from fmtbench.errors import FmtbenchError
 from fmtbench.formats import Reader, cases, import_libraries, missing_dependency
+from fmtbench.harness import freeze_imports
 from fmtbench.workloads.random import checked
 
 METRICS = ("single_p50_us", "batch64_us", "scan_us")
 
 
-def _single_p50(read: Callable, ones: list[np.ndarray]) -> float:
+def _single_p50(read: Callable, check: Callable, ones: list[np.ndarray]) -> float:
     times = []
     for idx in ones:
         t0 = time.perf_counter()
-        read(idx)
+        got = read(idx)
         times.append(time.perf_counter() - t0)
+        check(got, 1)
     return statistics.median(times) * 1e6
 
 
-def _batches(read: Callable, batches: list[np.ndarray]) -> float:
-    t0 = time.perf_counter()
+def _batches(read: Callable, check: Callable, batches: list[np.ndarray]) -> float:
+    clock, seconds = time.perf_counter, 0.0
     for b in batches:
-        read(b)
-    return (time.perf_counter() - t0) / len(batches) * 1e6
+        t0 = clock()
+        got = read(b)
+        seconds += clock() - t0
+        check(got, len(b))
+    return seconds / len(batches) * 1e6
+
+
+def _unchecked(got, n: int):
+    return got
 
 
 def _scan(scan: Callable[[int], Iterator]) -> float:
@@ -86,13 +99,14 @@ class _Adapter:
         self._reader.close()
 
 
-def _timed_read(reader, single_idx: np.ndarray, batch_idx: list[np.ndarray]) -> Callable:
-    """The read to time: fmtbench's reader as the workloads call it (every index checked once,
-    untimed, then `read_checked` per call), the others' `read`."""
+def _timed_read(reader, single_idx: np.ndarray, batch_idx: list[np.ndarray]) -> tuple[Callable, Callable]:
+    """The read to time and the untimed check of what it returns: fmtbench's reader as the
+    workloads time it (every index checked once, untimed, then `fetch` per call and `verified`
+    after the clock), the others' `read` and nothing."""
     if isinstance(reader, Reader):
         checked(reader, [single_idx, *batch_idx])
-        return reader.read_checked
-    return reader.read
+        return reader.fetch, reader.verified
+    return reader.read, _unchecked
 
 
 def _read_everything(reader, single_idx: np.ndarray, batch: np.ndarray) -> list:
@@ -127,13 +141,15 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
         for what, ours, ref in zip(("batch", "single", "scan"), seen[who], seen["reference"]):
             _same(ours, ref, f"{case.case_id} {what} ({who})")
     runs: dict[str, dict[str, list[float]]] = {m: {who: [] for who in names} for m in METRICS}
+    freeze_imports()
     for r in range(repeats):
         for who in names[r % 3:] + names[:r % 3]:  # each reader goes first in turn
             rd = opener[who]()
+            gc.collect()  # no reader inherits another's garbage, or its turn to pay for it
             try:
-                read = _timed_read(rd, single_idx, batch_idx)
-                runs["single_p50_us"][who].append(_single_p50(read, ones))
-                runs["batch64_us"][who].append(_batches(read, batch_idx))
+                read, check = _timed_read(rd, single_idx, batch_idx)
+                runs["single_p50_us"][who].append(_single_p50(read, check, ones))
+                runs["batch64_us"][who].append(_batches(read, check, batch_idx))
                 runs["scan_us"][who].append(_scan(rd.scan))
             finally:
                 rd.close()

@@ -12,9 +12,10 @@ baseline's last epoch **in the same round**. Pipelines:
   called through ``tf.numpy_function`` in the same tf.data shape, one batch per call, one call in
   flight, prefetched: what a user writes first without fmtbench.
 
-Every run is its own fresh Python process (nothing carries over), rounds are interleaved (round r
-runs every pipeline once in a seeded shuffled order), and the table quotes the median ratio over
-rounds with its range.
+Every run is its own fresh Python process (nothing carries over; what its imports left is frozen
+out of the garbage collector's reach before training, as in fmtbench's zygote), rounds are
+interleaved (round r runs every pipeline once in a seeded shuffled order), and the table quotes
+the median ratio over rounds with its range.
 
     python -m benchmarks.training -c npy/ -c hdf5/ -c tfrecord/ --dataset fashion-mnist --rounds 5
 """
@@ -45,11 +46,16 @@ def _reference(case_id: str) -> Any:
 
 def _one(kind: str, case_id: str, path: str, dataset: str, model: str, epochs: int, seed: int) -> dict:
     """Train once in this process and return what it measured."""
+    import keras  # noqa: F401  (imported before the freeze below, as in fmtbench's zygote)
+    import tensorflow  # noqa: F401
+
     from fmtbench.datasets import load
     from fmtbench.formats import get_case
+    from fmtbench.harness import freeze_imports
     from fmtbench.workloads.train import train_case, train_in_memory
 
     ds = load(dataset)
+    freeze_imports()
     if kind == BASELINE:
         r = train_in_memory(ds.train, ds.test, model=model, epochs=epochs, seed=seed)
     elif kind == "case":

@@ -132,18 +132,19 @@ class ReaderContract:
         assert one_label[0] == split.labels[idx[0]]
 
     def test_checked_indices_read_piece_by_piece_like_read(self, written, split):
-        """What the workloads time: indices checked once, then `read_checked` per piece (a
-        batch, a slice of one) returns what `read` does."""
+        """What the workloads do: indices checked once, then per piece (a batch, a slice of
+        one) `fetch` (timed) and `verified` (untimed), or both as `read_checked`, return what
+        `read` does."""
         case, path = written
         idx = np.random.default_rng(43).choice(len(split), size=64, replace=True)
         with case.open(path) as r:
             checked = r.checked(idx.tolist())
             assert checked.dtype == np.int64 and np.array_equal(checked, idx)
             for piece in (checked, checked[:1], checked[5:6], checked[10:40]):
-                images, labels = r.read_checked(piece)
-                np.testing.assert_array_equal(images, split.images[piece])
-                np.testing.assert_array_equal(labels, split.labels[piece])
-                assert images.dtype == split.images.dtype and labels.dtype == np.int64
+                for images, labels in (r.read_checked(piece), r.verified(r.fetch(piece), len(piece))):
+                    np.testing.assert_array_equal(images, split.images[piece])
+                    np.testing.assert_array_equal(labels, split.labels[piece])
+                    assert images.dtype == split.images.dtype and labels.dtype == np.int64
 
     def test_read_edge_cases(self, written, split):
         case, path = written

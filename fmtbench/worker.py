@@ -13,6 +13,7 @@ worker's own CPU time), so a report can say which figures were taken on a busy m
 """
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import time
@@ -246,5 +247,7 @@ def execute(task: Task) -> Outcome:
     cores = os.cpu_count() or 1
     out.state = {"loadavg_before": load0[0], "loadavg_after": os.getloadavg()[0], "wall_s": wall,
                  "cpu_s": own, "others_cpu_share": None if others is None or wall <= 0 else others / (wall * cores),
-                 "pid": os.getpid(), "zygote": os.getppid()}
+                 "pid": os.getpid(), "zygote": os.getppid(),
+                 # objects the zygote froze out of the collector's reach (0: not forked from one)
+                 "gc_frozen": gc.get_freeze_count()}
     return out

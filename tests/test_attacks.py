@@ -152,6 +152,7 @@ def test_a_huge_scan_batch_and_a_closed_reader(tmp_path):
             np.testing.assert_array_equal(images, split.images)
             checked = r.checked([0, 1])  # checked while open, read after close: still refused
         for call in (lambda: r.read([0]), lambda: next(r.scan(8)), lambda: r.checked([0]),
-                     lambda: r.read_checked(checked), lambda: r.read_checked(checked[:1])):
+                     lambda: r.read_checked(checked), lambda: r.read_checked(checked[:1]),
+                     lambda: r.fetch(checked), lambda: r.fetch(checked[:1])):
             with pytest.raises(FmtbenchError, match="closed"):
                 call()

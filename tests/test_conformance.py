@@ -13,6 +13,24 @@ class TestConformance(ReaderContract):
     """The kit third parties use, on every registered case (conftest parametrizes case_id)."""
 
 
+@pytest.mark.parametrize("n", [1, 5])
+def test_what_a_workload_times_is_still_checked_after(tmp_path, n):
+    """`fetch` returns the adapter's output as it is; `verified` (which every workload runs on it,
+    outside the clock) refuses a wrong shape and casts a label dtype that differs."""
+    from fmtbench.errors import FormatError
+
+    split = make_split(n=20)
+    case = get_case("npy")
+    with case.open(case.write(split, case.default_path(tmp_path)).path) as r:
+        idx = r.checked(np.arange(n))
+        images, labels = r.fetch(idx)
+        for bad in ((images[:-1], labels), (images, labels[:-1]), (images.reshape(n, -1), labels)):
+            with pytest.raises(FormatError, match="decoded shapes"):
+                r.verified(bad, n)
+        images, cast = r.verified((images, labels.astype(np.int32)), n)
+        assert cast.dtype == np.int64 and np.array_equal(cast, split.labels[:n])
+
+
 def test_a_live_writers_temporary_file_is_never_swept(tmp_path):
     from fmtbench import atomic
 

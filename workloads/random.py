@@ -4,7 +4,8 @@ Every case sees the same indices in the same order: they come from `numpy.random
 seeded with (seed, purpose), never from the format. Within a batch, indices are read sorted
 (the friendly case for chunked and paged layouts) and unsorted (what a shuffling loader asks).
 The reader checks every index once, before any timing (`Reader.checked`); each timed call is
-`Reader.read_checked`, so a figure is the format's read plus the output checks every read makes.
+`Reader.fetch`, the format's read, and what it returned is checked right after, outside the
+clock (`Reader.verified`): every read is checked, and a figure is the format's read alone.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def batch_indices(n: int, batches: int, size: int, seed: int) -> list[np.ndarray
 
 def checked(reader: Reader, batches: list[np.ndarray]) -> list[np.ndarray]:
     """`batches` with their indices checked by the reader once, before any timing, so each
-    timed read is `read_checked` (the output checks only): a figure is the format's read."""
+    timed read is `fetch`: a figure is the format's read."""
     return [reader.checked(b) for b in batches]
 
 
@@ -47,19 +48,24 @@ def checked_singles(reader: Reader, indices: np.ndarray) -> list[np.ndarray]:
 
 
 def _latencies(reader: Reader, singles: list[np.ndarray]) -> list[float]:
-    read, out = reader.read_checked, []
+    fetch, verified, out = reader.fetch, reader.verified, []
     for one in singles:
         t0 = time.perf_counter()
-        read(one)
+        got = fetch(one)
         out.append(time.perf_counter() - t0)
+        verified(got, 1)
     return out
 
 
-def _batches(reader: Reader, batches: list[np.ndarray]) -> int:
-    read = reader.read_checked
+def _batches(reader: Reader, batches: list[np.ndarray]) -> float:
+    """Seconds spent in the reads (`fetch`) of `batches`, each checked (`verified`) untimed."""
+    fetch, verified, clock, seconds = reader.fetch, reader.verified, time.perf_counter, 0.0
     for b in batches:
-        read(b)
-    return sum(len(b) for b in batches)
+        t0 = clock()
+        got = fetch(b)
+        seconds += clock() - t0
+        verified(got, len(b))
+    return seconds
 
 
 def run_random(reader: Reader, profile: Profile, seed: int, before_each: Hook = None) -> list[Observation]:
@@ -77,8 +83,8 @@ def run_random(reader: Reader, profile: Profile, seed: int, before_each: Hook = 
                           ("batch_sorted_samples_per_s", [np.sort(b) for b in unsorted])):
         m = measure(lambda: _batches(reader, batches), repeats=profile.repeats,
                     warmup=profile.warmup, before_each=before_each, files=reader.path)
-        total = m.results[0]
-        obs.append(Observation(name, [total / s for s in m.seconds.values],
+        total = sum(len(b) for b in batches)
+        obs.append(Observation(name, [total / s for s in m.results],
                                {"batches": len(batches), "batch_size": profile.random_batch_size,
                                 **resources(m)}))
     return obs

@@ -90,9 +90,9 @@ def read_window(reader: Reader, work: Work, t_go: float, window_s: float, truth:
     """Wait for t_go, read `work`'s batches until the window or the work ends; what it did."""
     batches = work.batches()
     # Every index Work yields lies in [0, work.size): checking those once, untimed, stands for
-    # the per-call index checks, and each timed read is `read_checked` (the output checks only).
+    # the per-call index checks; each timed read is `fetch`, its output `verified` after the clock.
     reader.checked(np.arange(work.size))
-    read = reader.read_checked
+    fetch, verified = reader.fetch, reader.verified
     if (delay := t_go - time.perf_counter()) > 0:
         time.sleep(delay)
     io0 = page_cache.io_counters().get("read_bytes")
@@ -103,8 +103,9 @@ def read_window(reader: Reader, work: Work, t_go: float, window_s: float, truth:
     first = None
     for idx in batches:
         t0 = time.perf_counter()
-        images, labels = read(idx)
+        got = fetch(idx)
         t1 = time.perf_counter()
+        images, labels = verified(got, len(idx))
         lat.append(t1 - t0)
         samples += len(idx)
         if check_all:
