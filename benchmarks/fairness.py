@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -41,13 +44,15 @@ import click
 import numpy as np
 
 from benchmarks import child, reference
-from fmtbench.atomic import remove
+from fmtbench.atomic import atomic_path, remove
 from fmtbench.errors import FmtbenchError
 from fmtbench.formats import Reader, cases, import_libraries, missing_dependency
 from fmtbench.harness import freeze_imports
 from fmtbench.workloads.random import checked
 
 METRICS = ("single_p50_us", "batch64_us", "scan_us")
+_TITLES = {"single_p50_us": "single read (p50)", "batch64_us": "random batch of 64", "scan_us": "scan"}
+TARGET = 1.1  # fmtbench / reference, per case and metric
 
 
 def _single_p50(read: Callable, check: Callable, ones: list[np.ndarray]) -> float:
@@ -141,7 +146,6 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
         for what, ours, ref in zip(("batch", "single", "scan"), seen[who], seen["reference"]):
             _same(ours, ref, f"{case.case_id} {what} ({who})")
     runs: dict[str, dict[str, list[float]]] = {m: {who: [] for who in names} for m in METRICS}
-    freeze_imports()
     for r in range(repeats):
         for who in names[r % 3:] + names[:r % 3]:  # each reader goes first in turn
             rd = opener[who]()
@@ -163,6 +167,43 @@ def compare(case, path: Path, n: int, *, repeats: int, singles: int, batches: in
     return out
 
 
+def markdown_page(table: dict, dataset: str, n: int, repeats: int, command: str) -> str:
+    """The table as a Markdown page: per case and metric the median ratio fmtbench / reference,
+    its range over repeats, and both medians; a ratio above `TARGET` in bold."""
+    def us(v: float) -> str:
+        return f"{v:.2f}" if v < 100 else f"{v:,.0f}"
+
+    lines = [
+        "# Readers against plain-library references",
+        "",
+        "Written by `benchmarks/fairness.py` (do not edit by hand; run it again):",
+        "",
+        f"    {command}",
+        "",
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {dataset} train ({n} samples), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}. Each cell: the median over {repeats} interleaved repeats of "
+        "fmtbench / reference (1.00 = the plain library's cost; the target is at most "
+        f"{TARGET}), the range over repeats in brackets, then both medians in microseconds "
+        "(fmtbench / reference). fmtbench is timed as the workloads time it (indices checked "
+        "once untimed, `Reader.fetch` per call, every result checked by `Reader.verified` "
+        "outside the clock); the reference is `benchmarks/reference/<format>_ref.py`.",
+        "",
+        "| case | " + " | ".join(_TITLES[m] for m in METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
+    for case_id, row in table.items():
+        cells = []
+        for m in METRICS:
+            c = row[m]
+            ratio = f"{c['ratio']:.2f}"
+            cells.append(f"{f'**{ratio}**' if c['ratio'] > TARGET else ratio} [{c['low']:.2f}, {c['high']:.2f}] "
+                         f"({us(c['fmtbench_us'])} / {us(c['reference_us'])})")
+        lines.append(f"| `{case_id}` | " + " | ".join(cells) + " |")
+    over = [f"{c} {_TITLES[m]}" for c, row in table.items() for m in METRICS if row[m]["ratio"] > TARGET]
+    lines += ["", f"Above {TARGET}: " + (", ".join(over) if over else "none") + "."]
+    return "\n".join(lines) + "\n"
+
+
 def _spawn(case_id: str, path: Path, rows: int, repeats: int, singles: int, batches: int) -> dict:
     """`compare` for one case in a fresh Python process (all three readers of one case share it)."""
     return child.run("benchmarks.fairness", [case_id, str(path), rows],
@@ -178,8 +219,10 @@ def _spawn(case_id: str, path: Path, rows: int, repeats: int, singles: int, batc
 @click.option("--singles", type=click.IntRange(min=1), default=200, show_default=True, help="Single reads per repeat.")
 @click.option("--batches", type=click.IntRange(min=1), default=20, show_default=True, help="Random batches of 64 per repeat.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the table as JSON here.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table as a Markdown page here (docs/fairness.md).")
 @click.option("--one", default=None, hidden=True)
-def main(patterns, full, dataset, n, repeats, singles, batches, out, one) -> None:
+def main(patterns, full, dataset, n, repeats, singles, batches, out, markdown, one) -> None:
     """Ratio of each case's reader to a plain-library reference reader of the same file."""
     from fmtbench import datasets
     from fmtbench.formats import get_case
@@ -188,6 +231,7 @@ def main(patterns, full, dataset, n, repeats, singles, batches, out, one) -> Non
         case_id, path, rows = json.loads(one)
         case = get_case(case_id)
         import_libraries(case.name)
+        freeze_imports()  # before any timing; not in `compare`, which tests call in their process
         print(json.dumps(compare(case, Path(path), rows, repeats=repeats, singles=singles, batches=batches)))
         return
 
@@ -217,7 +261,12 @@ def main(patterns, full, dataset, n, repeats, singles, batches, out, one) -> Non
                 f"(adapter {row[m]['adapter_ratio']:.2f})" for m in METRICS))
             sys.stdout.flush()
     if out:
-        out.write_text(json.dumps({"dataset": dataset, "n": len(split), "repeats": repeats, "cases": table}, indent=1))
+        with atomic_path(out) as tmp_out:
+            tmp_out.write_text(json.dumps({"dataset": dataset, "n": len(split), "repeats": repeats, "cases": table}, indent=1))
+    if markdown:
+        command = shlex.join(["python", "-m", "benchmarks.fairness", *sys.argv[1:]])
+        with atomic_path(markdown) as tmp_md:
+            tmp_md.write_text(markdown_page(table, dataset, len(split), repeats, command))
 
 
 if __name__ == "__main__":

@@ -49,9 +49,7 @@ run, the range over three runs)::
     lmdb/rows64     0.2 s      50.0   13 / 12 us    0.16-0.17M / 0.17M /s         8-10M / same
     lmdb/rows1024   0.1-0.4 s  47.8   14-15 / 13    0.21-0.22M / 0.22M /s         9-22M / same
 
-Against that reference now (``python -m benchmarks.fairness -c lmdb --repeats 7``, quiet, medians
-of 7 interleaved repeats): single reads 1.10x, batches of 64 1.00x, scans 1.10x (rows64: 1.05,
-1.02, 1.04); the adapter's own code past the shared checks 1.00-1.03x. A cold page cache (evicted before each pass):
+Against that reference now: docs/fairness.md. A cold page cache (evicted before each pass):
 ``noreadahead`` took single reads from 693 to 281 us but scans from 186k to 35k samples/s;
 on ``rows64`` it made everything slower.
 

@@ -40,10 +40,9 @@ interleaved with Parquet's, median of 7 (compare ratios, not absolutes):
 
 (64 KiB pages make each random row cost a 64 KiB page read; Parquet rg1024-zstd: 0.63k/s and
 3.2 ms.) Against the same queries through ``sqlite3`` alone (``benchmarks/reference/sqlite_ref.py``;
-``python -m benchmarks.fairness``, median of 7 interleaved pairs): single reads 1.03-1.06x (were
-1.5-1.8x: a query rebuilt and id lists compared per call), random batches of 64 1.03-1.14x
-(1.04-1.08x with 200 batches a repeat), scans 1.0-1.05x (page65536 1.01-1.28x: noise, 1.01x
-with 15 repeats).
+ratios in docs/fairness.md): single reads were 1.5-1.8x (a query rebuilt and id lists compared
+per call); scans measured 1.12-1.30x until the fairness benchmark froze its imports out of the
+garbage collector: whichever reader's scan triggered a full collection paid for it.
 
 Damage (``SqliteAdapter.detection``): SQLite itself notices a cut file only when whole pages
 are gone; it reads the missing tail of a cut last page as zeros (300 samples, 500 bytes cut:

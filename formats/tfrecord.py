@@ -41,12 +41,9 @@ Checking every length at open adds ~45 ms to indexing that file (60000 records).
 
 Against a reader of plain Python file reads and TensorFlow's parsers (``benchmarks/reference/
 tfrecord_ref.py``: the same index, ``pread``, ``FromString``/``parse_example``, no crc check on
-random reads, as in Grain's TFRecord reader; ``python -m benchmarks.fairness -c tfrecord
---repeats 7``, Fashion-MNIST, medians of 7 interleaved repeats, a quiet 2-core machine):
-plain single reads 1.11x (the adapter past the shared checks: 1.04x; were 1.16-1.18x while
-each read sliced its frame and unmasked the stored crc), batches of 64 1.05x (1.04x; were
-1.12-1.17x), scans 1.04x; gzip 0.98-0.99x, its scans 1.35x in that run (0.99-1.45; the
-adapter's own scan 1.03x). The table below predates all of this.
+random reads, as in Grain's TFRecord reader; ratios in docs/fairness.md): single reads were
+1.16-1.18x while each read sliced its frame and unmasked the stored crc, batches of 64
+1.12-1.17x. The table below predates that.
 
 Measured on Fashion-MNIST train (60000x28x28 uint8), 2 busy cores, two runs of medians of 3:
 

@@ -76,3 +76,21 @@ def test_fairness_times_the_reader_the_adapter_and_the_reference_on_one_file(spl
         row = out[m]
         assert row["low"] <= row["ratio"] <= row["high"] and row["adapter_ratio"] > 0
         assert all(row[f"{who}_us"] > 0 for who in ("fmtbench", "reference", "adapter"))
+
+
+def test_the_fairness_page_marks_every_ratio_above_the_bar():
+    """docs/fairness.md's renderer: one row per case, a ratio above 1.1 in bold and listed."""
+    from benchmarks.fairness import METRICS, TARGET, markdown_page
+
+    def cell(ratio):
+        return {"ratio": ratio, "low": ratio - 0.05, "high": ratio + 0.05, "adapter_ratio": 1.0,
+                "fmtbench_us": 10.0 * ratio, "reference_us": 10.0, "adapter_us": 10.0}
+
+    table = {"npy": {m: cell(1.0) for m in METRICS},
+             "sqlite": {**{m: cell(1.0) for m in METRICS}, "scan_us": cell(TARGET + 0.02)}}
+    page = markdown_page(table, "synthetic", 500, 7, "python -m benchmarks.fairness --markdown x.md")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert [r.split("`")[1] for r in rows] == ["npy", "sqlite"]
+    assert "**1.12**" in rows[1] and "**" not in rows[0]
+    assert page.rstrip().endswith("Above 1.1: sqlite scan.")
+    assert "Above 1.1: none." in markdown_page({"npy": table["npy"]}, "synthetic", 500, 7, "cmd")
