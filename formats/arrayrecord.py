@@ -48,7 +48,7 @@ Measured on Fashion-MNIST train (60000x28x28 uint8), 2 busy cores, two or three 
 median of 7 interleaved repeats (``/tmp/arrayrecord_measure.py``); fmtbench / plain-library
 reference: scan 0.87-1.17 and batches 0.96-1.04 everywhere, single reads 1.11-1.16 (the base
 class's ``Reader.read`` then added ~0.9 us to a 5-8 us read; with the indices checked once per
-unit, ``python -m benchmarks.fairness -c arrayrecord`` gives single reads 1.08x)::
+unit: see docs/fairness.md for the current ratios)::
 
     case           size     write       scan         one read    random 64
     (zstd 3, g 1)  32.0 MB  0.8-1.6 s   0.19-0.30M/s  8.4-10 us   190-196k/s

@@ -45,8 +45,7 @@ How it reads, and why:
 
 Measured on Fashion-MNIST train (60000x28x28 uint8), warm cache, a busy 2-core machine, median
 of 5, interleaved with benchmarks/reference/arrow_ref.py (the same within noise, plus what
-``Reader.read`` then spent checking indices; ``python -m benchmarks.fairness -c arrow`` now
-gives single reads 1.08x, batches 1.02x, scans 1.05x, the adapter's own code 0.97-1.01x)::
+``Reader.read`` then spent checking indices; current ratios: docs/fairness.md)::
 
     case               write    MB    scan(1024)    one read    batch of 64
     arrow              0.15 s   47.5   26M/s           6 us       14 us

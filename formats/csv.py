@@ -40,9 +40,8 @@ long). Measured on Fashion-MNIST train (60000x28x28 uint8), 2 busy cores, two ru
 of 3: 133 MB, write 11-13 s, index 0.13-0.20 s and 0.48 MB, scan 19-30k samples/s (4-5x below
 plain TFRecord in the same runs), sorted random batches of 64 23-29k samples/s, one read 45 us
 (all with ``np.loadtxt``; fromstring: one read 14 us, scan 90k samples/s). Against the same
-index and ``np.fromstring`` alone (``benchmarks/reference/csv_ref.py``; ``python -m
-benchmarks.fairness``, median of 7 interleaved pairs): single reads 1.04x (were 1.97x), random
-batches of 64 1.02x, scans 1.00x (were 1.33x).
+index and ``np.fromstring`` alone (``benchmarks/reference/csv_ref.py``; current ratios in
+docs/fairness.md): single reads were 1.97x and scans 1.33x before the block parse.
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ in the order asked with one gather.
 Measured on Fashion-MNIST train (2 busy cores; same file and rdcc for every read path; median
 of 7 interleaved repeats), samples/s, random batches of 64 sorted indices /
 single-sample reads (fmtbench's figures predate the trimming of the Reader's checks to < 1 us;
-the fairness ratios below are current):
+the current fairness ratios are in docs/fairness.md):
 
     case                      batch: fancy  row loop  fmtbench   single: fancy  dset[i]  fmtbench
     hdf5 (contiguous)               82k      53k       77k               7.9k    41k      31k
@@ -74,10 +74,8 @@ chunk at a time (page faults), so chunk64 compressed singles (200 reads over 938
 twin against the default (``reports/hdf5grid.worth``).
 
 Against h5py alone on the same file with the same cache (``benchmarks/reference/hdf5_ref.py``;
-``python -m benchmarks.fairness``, Fashion-MNIST, median of 7 interleaved pairs, 2 busy cores) the
-representative cases read single samples at 1.00-1.07x, random batches of 64 at 0.98-1.05x
-and scan at 0.97-1.02x (before the Reader's checks were trimmed and scans aligned to batches:
-up to 1.18x, 1.09x and 1.49x).
+current ratios in docs/fairness.md; before the Reader's checks were trimmed and scans aligned
+to batches: up to 1.18x, 1.09x and 1.49x).
 
 Damage (``HDF5Adapter.detection``): HDF5 checks the file's end against the superblock, so a
 truncated file never opens. Flipped bytes in metadata fail its checksums; in chunk data only

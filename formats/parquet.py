@@ -45,9 +45,8 @@ interleaved, median of 7 (/tmp bench; compare ratios, not absolutes):
     rgall-zstd     0.42k                117 ms            0.44M
     (rg1024-zstd-checksum reads as fast as rg1024-zstd; sqlite: 77k/s and 0.09 ms)
 
-Against pyarrow alone (``benchmarks/reference/parquet_ref.py``: ``read_row_groups`` + ``take``;
-``python -m benchmarks.fairness``, median of 7 interleaved pairs) the representative cases read
-single rows at 1.01x, random batches of 64 at 0.96-1.00x and scan at 1.01x.
+Against pyarrow alone (``benchmarks/reference/parquet_ref.py``: ``read_row_groups`` + ``take``):
+docs/fairness.md.
 
 Damage: a truncated file has lost its footer and never opens. Flipped bytes inside a data
 page are caught only with page checksums (``checksum``: a CRC32 per page, verified on every
