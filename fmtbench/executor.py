@@ -206,6 +206,7 @@ class LocalExecutor:
                 "isolation": "one fresh process per unit, forked from a zygote (a new one each round) "
                              "that only imported the preamble",
                 "start_method": "forkserver", "preamble": self.preamble, "python": sys.executable,
+                "gc": "on; what the preamble's imports left is frozen out of its reach (gc.freeze in the zygote)",
                 "hash_seed": self._hash_seed or "round + 1",
                 "environment": _environment()}
 

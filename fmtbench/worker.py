@@ -123,7 +123,7 @@ def _random(task: Task) -> list[Observation]:
 def _train_kwargs(task: Task) -> dict:
     p = task.profile
     return dict(model=p.train_model, epochs=p.train_epochs, batch_size=p.train_batch,
-                steps_per_epoch=p.train_steps, seed=task.seed)
+                steps_per_epoch=p.train_steps, seed=task.seed, warmup_epochs=p.train_warmup_epochs)
 
 
 def _train(task: Task) -> list[Observation]:

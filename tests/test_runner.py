@@ -49,6 +49,7 @@ def test_quick_run_writes_a_valid_store(tmp_path):
     prov = next(r for r in recs if r["kind"] == "provenance")
     assert prov["dataset"] == "synthetic" and len(prov["dataset_digest"]) == 64
     assert prov["machine"]["libraries"]["hdf5"] and prov["argv"]
+    assert "frozen" in prov["machine"]["executor"]["gc"]
     ms = [r for r in recs if r["kind"] == "measurement"]
     for r in ms:
         assert r["schema"] == SCHEMA_VERSION

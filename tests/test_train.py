@@ -116,6 +116,21 @@ def test_every_case_trains_to_the_baseline_weights(train_case_id, splits, baseli
     assert "tf.data thread" in result.pipeline
 
 
+def test_warm_up_epochs_are_trained_but_not_reported(splits, baseline, npy_path):
+    """1 warm-up + 1 timed epoch trains what 2 epochs train (the same order, the same weights),
+    and reports the last epoch only, for the baseline and a case alike."""
+    kw = {**KW, "epochs": 1, "warmup_epochs": 1}
+    memory = train_in_memory(*splits, **kw)
+    with get_case("npy").open(npy_path) as reader:
+        case = train_case(reader, splits[1], **kw)
+    for r in (memory, case):
+        assert r.weights_digest == baseline.weights_digest and r.final_loss == baseline.final_loss
+        assert len(r.epoch_s) == len(r.samples_per_s) == 1 and r.warmup_epochs == 1
+    assert len(case.data_wait_share) == len(case.data_read_share) == 1
+    with pytest.raises(ValueError, match="warmup_epochs >= 0"):
+        train_in_memory(*splits, **{**kw, "warmup_epochs": -1})
+
+
 def test_another_seed_gives_other_weights(splits, baseline):
     assert train_in_memory(*splits, **{**KW, "seed": 1}).weights_digest != baseline.weights_digest
 

@@ -14,7 +14,10 @@ byte-identical weights (``weights_digest``) for equal thread counts (1 and 2 int
 give other digests).
 
 Timing: ``epoch_s`` is ``on_epoch_begin`` to ``on_epoch_end``; the step is traced on a zero
-batch first (weights and optimizer state restored), so no epoch pays for tracing.
+batch first (weights and optimizer state restored), so no epoch pays for tracing. The first
+``warmup_epochs`` epochs are trained (and are part of the shared order and of the weights) but
+not reported: a first epoch also pays for TensorFlow's thread pools, the pipeline's start and
+first touches, which moved a 40-step pass from memory between 82 and 136 ms from run to run.
 ``data_wait_share``: per step ``batch ready - step begin`` (when the reader returned the batch,
 from the pipeline's `Probe`, vs ``on_train_batch_begin``, floored at 0), summed, over
 ``epoch_s``: near zero when reads keep ahead of the model. ``data_read_share``: seconds inside
@@ -60,6 +63,14 @@ class TrainResult:
     weights_digest: str = ""
     threads: tuple[int, int] = (0, 0)  # (intra, inter) op threads; 0 is TF's default
     pipeline: str = ""  # the input pipeline, in words
+    warmup_epochs: int = 0  # trained before `epochs`, untimed
+
+    def drop_warmup(self) -> TrainResult:
+        """Forget the warm-up epochs' figures (they were trained, and count in the weights)."""
+        k = self.warmup_epochs
+        self.epoch_s, self.samples_per_s = self.epoch_s[k:], self.samples_per_s[k:]
+        self.data_wait_share, self.data_read_share = self.data_wait_share[k:], self.data_read_share[k:]
+        return self
 
 
 def epoch_batches(n: int, batch_size: int, epoch: int, seed: int,
@@ -192,56 +203,65 @@ def shared_order(n: int, batch_size: int, epochs: int, seed: int,
     return np.concatenate([epoch_batches(n, batch_size, e, seed, steps_per_epoch) for e in range(epochs)])
 
 
+def _epochs(epochs: int, warmup_epochs: int) -> int:
+    """Epochs to train in all; ValueError unless `epochs` >= 1 and `warmup_epochs` >= 0."""
+    if epochs < 1 or warmup_epochs < 0:
+        raise ValueError(f"need epochs >= 1 and warmup_epochs >= 0, got {epochs} and {warmup_epochs}")
+    return warmup_epochs + epochs
+
+
 def train_case(reader: Any, test: Split, *, model: str = "mlp", epochs: int = 1,
                batch_size: int | None = None, steps_per_epoch: int | None = None,
-               seed: int = 0, threads: int | None = None, source: str = "case") -> TrainResult:
+               seed: int = 0, threads: int | None = None, source: str = "case",
+               warmup_epochs: int = 0) -> TrainResult:
     """Train `model` on `reader` in the shared seeded order through the reader's own tf.data
-    pipeline (`Reader.tf_batches`: reads overlap the train step); evaluate on `test`."""
+    pipeline (`Reader.tf_batches`: reads overlap the train step); evaluate on `test`.
+    `warmup_epochs` more epochs come first, trained but not reported."""
     import tensorflow as tf
 
     from fmtbench.formats._tfdata import Probe
 
     bs = batch_size_for(model, batch_size)
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    total = _epochs(epochs, warmup_epochs)
     used = configure_tf(seed, threads)
-    order = shared_order(len(reader), bs, epochs, seed, steps_per_epoch)
-    steps = len(order) // epochs
+    order = shared_order(len(reader), bs, total, seed, steps_per_epoch)
+    steps = len(order) // total
     probe = Probe()
     cnn = model == "cnn" and len(reader.image_shape) == 2
     ds = reader.tf_batches(order, probe).map(lambda x, y: (tf_scale(tf, x, cnn), y))
     ds = ds.prefetch(tf.data.AUTOTUNE)
     net = build_model(model, tuple(reader.image_shape), bs)
-    result = TrainResult(source, model, epochs, steps, bs, seed, threads=used, pipeline=probe.pipeline)
-    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
+    result = TrainResult(source, model, epochs, steps, bs, seed, threads=used, pipeline=probe.pipeline,
+                         warmup_epochs=warmup_epochs)
+    net.fit(ds, epochs=total, steps_per_epoch=steps, verbose=0, shuffle=False,
             callbacks=[epoch_timer(result, probe)])
-    return _finish(net, result, test)
+    return _finish(net, result.drop_warmup(), test)
 
 
 def train_in_memory(train: Split, test: Split, *, model: str = "mlp", epochs: int = 1,
                     batch_size: int | None = None, steps_per_epoch: int | None = None,
-                    seed: int = 0, threads: int | None = None) -> TrainResult:
+                    seed: int = 0, threads: int | None = None, warmup_epochs: int = 0) -> TrainResult:
     """The baseline: the same order through ``tf.data.Dataset.from_tensor_slices``, no shuffle op."""
     import tensorflow as tf
 
     bs = batch_size_for(model, batch_size)
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    total = _epochs(epochs, warmup_epochs)
     used = configure_tf(seed, threads)
     # Every batch of every epoch gathered before timing, one element per batch: the least work
     # any pipeline can do per step (a per-sample from_tensor_slices(...).batch() was slower
     # than some formats' pipelines, so it bounded nothing).
-    order = shared_order(len(train), bs, epochs, seed, steps_per_epoch)
+    order = shared_order(len(train), bs, total, seed, steps_per_epoch)
     ds = tf.data.Dataset.from_tensor_slices((train.images[order], train.labels[order].astype(np.int64)))
     cnn = model == "cnn" and train.images.ndim == 3
     ds = ds.map(lambda x, y: (tf_scale(tf, x, cnn), y)).prefetch(tf.data.AUTOTUNE)
-    steps = len(order) // epochs
+    steps = len(order) // total
     net = build_model(model, train.image_shape, bs)
     result = TrainResult("in-memory", model, epochs, steps, bs, seed, threads=used,
-                         pipeline="from_tensor_slices(batches gathered in advance) + prefetch")
-    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
+                         pipeline="from_tensor_slices(batches gathered in advance) + prefetch",
+                         warmup_epochs=warmup_epochs)
+    net.fit(ds, epochs=total, steps_per_epoch=steps, verbose=0, shuffle=False,
             callbacks=[epoch_timer(result)])
-    return _finish(net, result, test)
+    return _finish(net, result.drop_warmup(), test)
 
 
 def native_pipeline(case: Any, path: Any, **kwargs: Any) -> dict[str, Any]:
@@ -254,6 +274,7 @@ def native_pipeline(case: Any, path: Any, **kwargs: Any) -> dict[str, Any]:
 def train_observations(result: TrainResult, baseline: str | None) -> list[Observation]:
     """Observations of a TrainResult; `extra` carries the weights digest and its check."""
     extra = {"weights_digest": result.weights_digest, "model": result.model, "epochs": result.epochs,
+             "warmup_epochs": result.warmup_epochs,
              "threads": result.threads, "pipeline": result.pipeline,
              "batch_size": result.batch_size, "steps_per_epoch": result.steps_per_epoch,
              "weights_match_baseline": None if baseline is None else result.weights_digest == baseline}
