@@ -61,9 +61,9 @@ def training(frame: Frame) -> str:
     slow = max(cases, key=vs.get)
     wait = {c: frame.median(c, "data_wait_share") for c in cases if frame.median(c, "data_wait_share") is not None}
     waiting = sorted(c for c, w in wait.items() if w > 0.5)
+    named = f" ({', '.join(close[:4])}{' …' if len(close) > 4 else ''})" if close else ""
     out = (f"A shuffled pass from memory takes {_fig(frame, BASELINE, 'epoch_s')}; {len(close)} of {len(cases)} "
-           f"cases feed it within {WITHIN:g}× of that ({', '.join(close[:4])}{' …' if len(close) > 4 else ''}), "
-           f"the slowest is {slow} at {times(vs[slow])}.")
+           f"cases feed it within {WITHIN:g}× of that{named}, the slowest is {slow} at {times(vs[slow])}.")
     if waiting:
         out += (f" In {len(waiting)} cases the train step waits for data more than half the time: their reads, "
                 f"not the model, set the pace.")
