@@ -131,6 +131,7 @@ def test_run_w_readers_through_the_cli_stores_points_findings_and_renders(tmp_pa
     out = subprocess.run(args, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, FMTBENCH_OFFLINE="1"))
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "panicked" not in out.stderr  # a fork-after-open crash is a finding, not terminal noise
     recs = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
     assert not [r for r in recs if r["kind"] == "failure"]
     got = {(r["case"], r["metric"]) for r in recs if r["kind"] == "measurement"}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import tempfile
 import threading
 import time
 import warnings
@@ -298,7 +299,11 @@ def _points(crew: ThreadCrew | ProcessCrew, profile: Profile, seed: int, size: i
     return obs
 
 
-def _fork_child(reader: Reader, work: Work, t_go: float, window_s: float, truth: Split, conn: Any) -> None:
+def _fork_child(reader: Reader, work: Work, t_go: float, window_s: float, truth: Split, conn: Any,
+                err: Any) -> None:
+    # What a crashing library prints (Lance: a Rust panic and its backtrace) goes into the
+    # finding, not onto the user's progress bar.
+    os.dup2(err.fileno(), 2)
     try:
         conn.send(("ok", read_window(reader, work, t_go, window_s, truth, check_all=True)))
     except Exception as exc:
@@ -313,6 +318,14 @@ def quiet_fork() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not fork-safe", category=UserWarning)
         yield
+
+
+def _first_words(err: Any, limit: int = 240) -> str:
+    """The first lines a child wrote to its stderr file, on one line, at most `limit` characters."""
+    err.seek(0)
+    lines = [line.strip() for line in err.read().decode(errors="replace").splitlines() if line.strip()]
+    text = " ".join(lines[:2])
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def fork_after_open(case: Adapter, path: str, truth: Split, profile: Profile, seed: int,
@@ -334,14 +347,16 @@ def fork_after_open(case: Adapter, path: str, truth: Split, profile: Profile, se
         pairs = []
         for work in works:
             here, there = ctx.Pipe()
-            proc = ctx.Process(target=_fork_child, args=(shared, work, t_go, window, truth, there), daemon=True)
+            err = tempfile.TemporaryFile()
+            proc = ctx.Process(target=_fork_child, args=(shared, work, t_go, window, truth, there, err),
+                               daemon=True)
             with quiet_fork():
                 proc.start()
             there.close()
-            pairs.append((here, proc))
+            pairs.append((here, proc, err))
         results, problems = [], []
         deadline = time.perf_counter() + 0.2 + window + _HANG_S
-        for here, proc in pairs:
+        for here, proc, err in pairs:
             if here.poll(max(0.0, deadline - time.perf_counter())):
                 try:
                     status, value = here.recv()
@@ -354,6 +369,11 @@ def fork_after_open(case: Adapter, path: str, truth: Split, profile: Profile, se
                 problems.append(f"hung (killed after {_HANG_S + window:.0f} s)")
             proc.join(5)
             here.close()
+        said = [w for w in (_first_words(err) for _, _, err in pairs) if w]
+        for _, _, err in pairs:
+            err.close()
+        if problems and said:
+            problems.append(f"a child's stderr: {said[0]}")
         try:  # and the parent's handle, after children used it
             idx = np.arange(min(64, len(shared)), dtype=np.int64)
             parent_ok = _same(truth, idx, *shared.read(idx))
