@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
