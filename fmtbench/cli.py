@@ -277,7 +277,8 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
               help="Page-cache state for reads (default: the profile's).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Folder of the results store (results.jsonl) and, under data/, the case files.")
-@click.option("--resume", is_flag=True, help="Skip units already finished in this results store.")
+@click.option("--resume", is_flag=True, help="Skip units already finished in this results store (refused "
+              "when its run measured other data, settings or code; more --rounds or -w is fine).")
 @click.option("--rounds", type=click.IntRange(min=1), default=None,
               help="Interleaved rounds (default: the profile's): every unit runs once per round, each "
                    "time in a fresh worker; a figure's spread is between rounds.")
@@ -304,11 +305,19 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default="reports/fmtbench-report.html",
               show_default=True, help="Where the HTML report of this run goes (CSV and JSON beside it).")
 @click.option("--no-report", is_flag=True, help="Only measure; render later with `fmtbench report`.")
+@click.option("--margin", type=click.FloatRange(min=0.1, max=50), default=5.0, show_default=True, metavar="PERCENT",
+              help="Equivalence margin of every verdict: two figures within this many percent of each other "
+                   "(at the interval's coverage) are 'equivalent' (docs/statistics.md).")
+@click.option("--settle-budget", type=click.FloatRange(min=0), default=None, metavar="SHARE",
+              help="After the planned rounds, extra rounds of the units behind undecided picks, until each is "
+                   "decided or this share of the planned rounds' time is spent (default: the profile's, 0.2; "
+                   "quick: 0; 0 turns it off).")
 def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns: tuple[str, ...],
             workloads: str, profile_name: str, cache: str | None, results_dir: str, resume: bool,
             rounds: int | None, repeats: int | None, executor_name: str, cluster: str | None,
             data_root: str | None, clients: str | None, seed: int, model: str | None,
-            train_steps: int | None, report_path: str, no_report: bool) -> None:
+            train_steps: int | None, report_path: str, no_report: bool, margin: float,
+            settle_budget: float | None) -> None:
     """Measure write, scan, random access and training for every chosen case, then report.
 
     Results are appended to RESULTS/results.jsonl as each unit finishes; --resume continues
@@ -320,7 +329,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     from fmtbench.executor import EXECUTORS
     from fmtbench.formats import cases
     from fmtbench.harness import harness_overhead
-    from fmtbench.profiles import get_profile
+    from fmtbench.profiles import figure_settings, get_profile
     from fmtbench.results import ResultStore
     from fmtbench.runner import Plan, Runner, check_workloads, measure_limits
     from fmtbench.workloads.checkpoint import is_checkpoint
@@ -337,6 +346,8 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         profile = dataclasses.replace(profile, train_model=model, train_batch=50 if model == "cnn" else 128)
     if train_steps:
         profile = dataclasses.replace(profile, train_steps=train_steps)
+    if settle_budget is not None:
+        profile = dataclasses.replace(profile, settle_budget=settle_budget)
     caches = profile.caches
     chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()]
                                        if workloads is not None else profile.workloads)
@@ -364,6 +375,9 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     if resume:
         store.done_keys()  # a corrupt store fails here, before this run appends anything to it
     ds = _load_dataset(dataset, dataset_path, n if n is not None else profile.n)
+    settings = figure_settings(profile, seed)
+    if resume:  # before any work: units of other data, settings or code are no part of this run
+        store.check_resume(ds.name, ds.digest, settings)
     click.echo(f"{ds.name}: {ds.provenance}; train {len(ds.train)}, test {len(ds.test)}", err=True)
     machine = provenance.collect(data_dir=results_dir)
     overhead = harness_overhead(repeats=15)
@@ -389,7 +403,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
     machine["executor"] = executor.describe()
     machine["limits"] = measure_limits(executor, profile, data_root, seed)
     store.start_run(machine, argv=sys.argv, profile=profile.as_dict(), dataset=ds.name,
-                    dataset_digest=ds.digest)
+                    dataset_digest=ds.digest, settings=settings)
     # The main dataset through every chosen case; then (full profile) how costs grow with N,
     # on seeded synthetic data through the representative cases, without training.
     jobs = [(lambda: ds, Plan(chosen, chosen_workloads, caches, checkpoints))]
@@ -420,8 +434,12 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
                        "path": dataset_path and str(Path(dataset_path).absolute()),
                        "n": n if n is not None else profile.n} if data is ds
                       else {"name": "synthetic", "path": None, "n": len(data.train)})
-            Runner(data, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance,
-                   executor=executor, on_note=note, source=source).run(plan)
+            runner = Runner(data, profile, store, data_dir, seed=seed, resume=resume, on_unit=advance,
+                            executor=executor, on_note=note, source=source)
+            t0 = time.perf_counter()
+            runner.run(plan)
+            if data is ds and profile.settle_budget > 0:
+                _settle(runner, store, ds.name, margin / 100, profile.settle_budget * (time.perf_counter() - t0), bar)
             if data is not ds:
                 shutil.rmtree(data_dir, ignore_errors=True)  # scaling files can be gigabytes
     click.echo(summary_table(store))
@@ -442,11 +460,31 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         from fmtbench.reports.render import write_report
 
         try:
-            done = write_report([store.path], report_path, dataset=ds.name, argv=sys.argv)
+            done = write_report([store.path], report_path, dataset=ds.name, argv=sys.argv, margin=margin / 100)
         except FmtbenchError as exc:
             raise FmtbenchError(f"{exc}\nThe measurements are saved: render them with "
                                 f"`fmtbench report {store.folder} -o OTHER.html`") from exc
         click.echo(f"report:  {done.html} ({done.html_bytes / 1024:.0f} KiB)", err=True)
+
+
+def _settle(runner, store, dataset: str, margin: float, budget_s: float, bar) -> None:
+    """Extra rounds for the units behind undecided picks (`fmtbench.settle`), within `budget_s`."""
+    from fmtbench.settle import MAX_EXTRA, undecided_units
+
+    def undecided():
+        units, uses = undecided_units(store.path, dataset, margin)
+        if units:
+            bar.total += len(units)
+            bar.set_postfix_str(f"settling {len(uses)} undecided pick{'s' * (len(uses) != 1)}")
+        return units, uses
+
+    done = runner.settle(undecided, budget_s, MAX_EXTRA)
+    bar.total = bar.n  # what settling asked for but the budget did not run
+    bar.refresh()
+    if done["unit_rounds"]:
+        left = f"; still undecided: {', '.join(done['undecided'])}" if done["undecided"] else "; every pick decided"
+        click.echo(f"settling: {done['rounds']} extra round{'s' * (done['rounds'] != 1)}, {done['unit_rounds']} "
+                   f"unit-rounds, {done['seconds']:.0f} s of a {budget_s:.0f} s budget{left}", err=True)
 
 
 def _number(v: float) -> str:

@@ -14,7 +14,9 @@ that only imported the preamble, and a new zygote starts when a worker sees a ne
   on its worker (a worker's own disk, a home lost to a dead worker) writes it first, untimed.
   On a shared ``--data-dir`` every file is written once and read by all.
 * Data: each worker loads the dataset by name (`DataRef.source`) and checks its digest; a worker
-  whose copy differs refuses the run.
+  whose copy differs refuses the run. Code: each worker's provenance (`worker_info`: the same
+  `provenance.collect()`, libraries of every format included) names its fmtbench; a worker of
+  other code than the client's refuses the run (`other_code`), since records name the client's.
 * Faults: a worker that dies takes only its unit in flight; the scheduler runs that unit again
   on another worker, and the runner stores every unit-round once.
 * Many clients (`fmtbench.clients`): a clients unit runs after the round's other units, alone,
@@ -323,6 +325,8 @@ class DaskExecutor:
 
     def describe(self) -> dict[str, Any]:
         workers = self.client.run(worker_info, self.data_root, workers=self.workers())
+        if (why := other_code(workers)) is not None:
+            raise FmtbenchError(why)
         return {"executor": self.name, "scheduler": self.address,
                 "isolation": "one unit per dask worker at a time (resource unit=1); on the worker, one "
                              "fresh process per unit, forked from a zygote (a new one each round) that only "
@@ -335,6 +339,20 @@ class DaskExecutor:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def other_code(workers: dict[str, dict[str, Any]]) -> str | None:
+    """Why a worker may not measure for this client, when its fmtbench is other code than the
+    client's (every record names the client's code, `provenance.code_id()`), else None."""
+    from fmtbench import provenance
+
+    mine = provenance.code_id()
+    for address, info in sorted(workers.items()):
+        theirs = ((info.get("provenance") or {}).get("code") or {}).get("id")
+        if theirs != mine:
+            return (f"worker {address} ({info.get('host')}) runs other code (fmtbench {theirs}, this client "
+                    f"fmtbench {mine}): install the same fmtbench on every worker")
+    return None
 
 
 def _localize_on_worker(ref: DataRef, client_root: str | None) -> str | None:

@@ -8,10 +8,20 @@ reach (`freeze_imports`), else whichever call happens to trigger a full collecti
 for walking them. Outside it, per call: the ``before_each`` hook (cache eviction),
 the residency check of ``files``, the reset of the peak-RSS mark and the reads of
 /proc/self/io. Warm-up calls run the same hook but are neither timed nor recorded.
+
+**Calibration** (`min_time`, as pyperf calibrates its loops): a value that lasts a few
+milliseconds moves 20-40% between processes, so each repeat calls ``fn`` `loops` times, each call
+after its own ``before_each`` (so a cold call stays cold, and the library caches start empty
+every time), and its value is the mean time per call. `loops` is the fewest calls whose timed
+seconds reach `min_time`: estimated from the warm-up call, then extended inside the first
+repeat until the total is reached, and fixed for the other repeats (recorded as
+``Measurement.loops``). A call that returns its own timed seconds (a loop that times only the
+reads inside it) names them with ``timed=``.
 """
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,6 +48,10 @@ class Measurement:
     read_bytes: list[int | None]
     #: page-cache residency of `files` right before each repeat (after before_each); [] without files.
     residency: list[float] = field(default_factory=list)
+    #: calls per repeat (calibration): a repeat's seconds are the mean per call
+    loops: int = 1
+    #: what every call of each repeat returned (`results` holds each repeat's first)
+    outputs: list[list[Any]] = field(default_factory=list)
 
     @property
     def peak_rss_bytes(self) -> int:
@@ -58,44 +72,69 @@ def _read_bytes() -> int | None:
     return cache.io_counters().get("read_bytes")
 
 
+MAX_LOOPS = 10_000  # calibration never calls fn more often than this per repeat
+
+
+def loops_for(seconds: float | None, min_time: float) -> int:
+    """The calls one value needs to last `min_time`, from one call's `seconds` (1 when unknown)."""
+    if not min_time or not seconds or seconds <= 0:
+        return 1
+    return max(1, min(MAX_LOOPS, math.ceil(min_time / seconds)))
+
+
 def measure(fn: Callable[[], Any], *, repeats: int, warmup: int = 1,
             before_each: Callable[[], Any] | None = None,
-            files: cache.PathArg | Iterable[cache.PathArg] | None = None) -> Measurement:
-    """Call `fn` `warmup` times untimed, then `repeats` times timed; `before_each` runs before every call.
+            files: cache.PathArg | Iterable[cache.PathArg] | None = None,
+            min_time: float = 0.0, timed: Callable[[Any], float] | None = None) -> Measurement:
+    """Call `fn` `warmup` times untimed, then `repeats` timed values of `loops` calls each (see
+    Calibration above); `before_each` runs before every call.
 
     When `files` is given, their page-cache residency is checked after `before_each` and before
-    each timed call, so a cold run records that its files really were evicted.
+    each repeat's first call, so a cold run records that its files really were evicted.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    if repeats < 1 or warmup < 0 or min_time < 0:
+        raise ValueError(f"need repeats >= 1, warmup >= 0 and min_time >= 0, got {repeats}, {warmup} and {min_time}")
     file_list = None if files is None else list(cache.files(files))
+    hook = before_each or (lambda: None)
+    estimate = None
     for _ in range(warmup):
-        if before_each is not None:
-            before_each()
-        fn()
+        hook()
+        t0 = time.perf_counter()
+        out = fn()
+        estimate = timed(out) if timed is not None else time.perf_counter() - t0
+    loops = loops_for(estimate, min_time)
     seconds: list[float] = []
-    results: list[Any] = []
+    outputs: list[list[Any]] = []
     peaks: list[int] = []
     read: list[int | None] = []
     resident: list[float] = []
     reset_ok = True
-    for _ in range(repeats):
-        if before_each is not None:
-            before_each()
+    for rep in range(repeats):
+        hook()
         if file_list is not None:
             resident.append(cache.residency(file_list))
         reset_ok = cache.reset_peak_rss() and reset_ok
         rss0 = cache.rss_bytes() or 0
         io0 = _read_bytes()
-        t0 = time.perf_counter()
-        out = fn()
-        t1 = time.perf_counter()
+        total, outs = 0.0, []
+        while True:
+            t0 = time.perf_counter()
+            out = fn()
+            t1 = time.perf_counter()
+            total += timed(out) if timed is not None else t1 - t0
+            outs.append(out)
+            more = len(outs) < loops or (rep == 0 and total < min_time and len(outs) < MAX_LOOPS)
+            if not more:
+                break
+            hook()
+        loops = len(outs)  # the first repeat fixes it for the rest
         io1 = _read_bytes()
         peaks.append(max(0, cache.peak_rss_bytes() - rss0))
-        seconds.append(t1 - t0)
-        results.append(out)
-        read.append(None if io0 is None or io1 is None else io1 - io0)
-    return Measurement(summarize(seconds), results, peaks, reset_ok, read, resident)
+        seconds.append(total / loops)
+        outputs.append(outs)
+        read.append(None if io0 is None or io1 is None else (io1 - io0) // loops)
+    return Measurement(summarize(seconds), [o[0] for o in outputs], peaks, reset_ok, read, resident,
+                       loops, outputs)
 
 
 @dataclass(frozen=True)

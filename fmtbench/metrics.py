@@ -15,6 +15,8 @@ class Metric:
     unit: str
     better: str  # "higher" | "lower"
     label: str
+    #: an exact count (bytes), the same in every round: compared by value, not by a test
+    exact: bool = False
 
     def is_better(self, a: float, b: float) -> bool:
         """Whether value a beats value b."""
@@ -49,8 +51,8 @@ def _readers_label(pattern: str, mode: str, n: int) -> str:
 _METRICS = [
     # write
     Metric("write_s", "s", "lower", "write time"),
-    Metric("file_bytes", "bytes", "lower", "file size"),
-    Metric("compression_ratio", "x", "higher", "compression ratio (raw / on disk)"),
+    Metric("file_bytes", "bytes", "lower", "file size", exact=True),
+    Metric("compression_ratio", "x", "higher", "compression ratio (raw / on disk)", exact=True),
     Metric("write_peak_rss_bytes", "bytes", "lower", "memory a write adds (peak above the worker's start)"),
     # scan
     Metric("scan_samples_per_s", "samples/s", "higher", "scan throughput"),
@@ -83,7 +85,7 @@ _METRICS = [
     # checkpoints: a Keras model saved (durable: fsynced) and loaded, warm or cold
     Metric("checkpoint_save_s", "s", "lower", "checkpoint save time (fsynced)"),
     Metric("checkpoint_load_s", "s", "lower", "checkpoint load time"),
-    Metric("checkpoint_bytes", "bytes", "lower", "checkpoint file size"),
+    Metric("checkpoint_bytes", "bytes", "lower", "checkpoint file size", exact=True),
     # limits of the machine (provenance, not cases): no reader can beat them
     Metric("memcpy_mb_per_s", "MB/s", "higher", "memcpy bandwidth"),
     Metric("page_cache_read_mb_per_s", "MB/s", "higher", "read(2) of a page-cached file"),

@@ -1,6 +1,8 @@
 """Run profiles: how much data, which cases, how many repeats; `quick` for CI, `default`, `full`."""
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 
 from fmtbench.errors import UnknownNameError
@@ -29,6 +31,12 @@ class Profile:
     native_steps: int
     # epochs trained before the timed ones and not reported (thread pools, pipeline start)
     train_warmup_epochs: int = 0
+    # calibration (fmtbench.harness.measure): every timed value of write, scan and random lasts
+    # at least this many seconds (a millisecond call is repeated, its mean per call the value)
+    min_time: float = 0.0
+    # settling (fmtbench.settle): after the planned rounds, extra rounds of the units behind
+    # undecided picks within this share of the planned rounds' time (0: none); --settle-budget
+    settle_budget: float = 0.2
     sizes: tuple[int, ...] = ()  # synthetic scaling sizes (full profile)
     # the workloads `fmtbench run` measures when -w is not given
     workloads: tuple[str, ...] = ("write", "scan", "random", "train", "native")
@@ -63,24 +71,58 @@ PROFILES = {
     "quick": Profile("quick", n=4000, full_grid=False, caches=("warm",), rounds=3, repeats=3, write_repeats=1, warmup=1,
                      scan_batch=512, random_singles=200, random_batches=50, random_batch_size=64,
                      train_model="mlp", train_epochs=1, train_steps=None, train_batch=128, native_steps=20,
-                     checkpoint_models=("mlp",)),
+                     checkpoint_models=("mlp",), settle_budget=0.0),
     "default": Profile("default", n=None, full_grid=False, caches=("warm", "cold"), rounds=3, repeats=1,
                        write_repeats=1, warmup=1, scan_batch=1024, random_singles=200, random_batches=10,
-                       random_batch_size=64, train_model="mlp", train_epochs=1, train_steps=40, train_batch=128,
-                       native_steps=60, train_warmup_epochs=1, readers_counts=(1, 2, 4),
+                       random_batch_size=64, train_model="mlp", train_epochs=3, train_steps=40, train_batch=128,
+                       native_steps=200, train_warmup_epochs=1, readers_counts=(1, 2, 4), min_time=0.1,
                        workloads=("write", "scan", "random", "train", "native", "readers")),
     "grid": Profile("grid", n=None, full_grid=True, caches=("warm",), rounds=3, repeats=1, write_repeats=1,
                     warmup=1, scan_batch=1024, random_singles=200, random_batches=10, random_batch_size=64,
-                    train_model="mlp", train_epochs=1, train_steps=40, train_batch=128, native_steps=60,
-                    train_warmup_epochs=1),
+                    train_model="mlp", train_epochs=3, train_steps=40, train_batch=128, native_steps=200,
+                    train_warmup_epochs=1, min_time=0.1),
     "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), rounds=7, repeats=3, write_repeats=1, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=2, train_steps=None, train_batch=128, native_steps=400,
-                    train_warmup_epochs=1,
+                    train_warmup_epochs=1, min_time=0.1,
                     sizes=(10_000, 100_000, 1_000_000), readers_window_s=1.0,
                     checkpoint_grid="all",
                     workloads=("write", "scan", "random", "train", "native", "readers", "checkpoint")),
 }
+
+
+#: The Profile fields that shape a figure: how each unit is measured. A resumed run must have the
+#: same (with the same seed), or its units are not the ones measured before.
+FIGURE_FIELDS = ("repeats", "write_repeats", "warmup", "scan_batch", "random_singles", "random_batches",
+                 "random_batch_size", "train_model", "train_epochs", "train_steps", "train_batch",
+                 "native_steps", "train_warmup_epochs", "readers_counts", "readers_window_s",
+                 "readers_fork_count", "clients_counts", "min_time")
+#: The fields that choose which units run, not how: more rounds, workloads, caches, cases or
+#: sizes is what a resumed run adds. `n` is in the dataset's digest, `name` in none of it.
+#: Every field is in one of the two lists (tests/test_resume_safety.py checks).
+SELECTION_FIELDS = ("name", "n", "full_grid", "caches", "rounds", "sizes", "workloads",
+                    "checkpoint_models", "checkpoint_grid", "settle_budget")
+
+
+def figure_settings(profile: Profile | dict, seed: int) -> dict:
+    """What shapes every figure of a run besides the data and the code: the profile's
+    FIGURE_FIELDS and the seed (index orders, training), as plain JSON values."""
+    values = profile.as_dict() if isinstance(profile, Profile) else dict(profile)
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if k in FIGURE_FIELDS}
+    out["seed"] = seed
+    return out
+
+
+def settings_id(settings: dict) -> str:
+    """A short stable hash of `figure_settings(...)`: what every store record names as ``settings``."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def settings_differ(old: dict, new: dict) -> list[str]:
+    """The settings two runs differ in, as "name=old->new" (a field one of them lacks shows as '?')."""
+    return [f"{k}={old.get(k, '?')}->{new.get(k, '?')}".replace(" ", "")
+            for k in sorted(set(old) | set(new)) if old.get(k, "?") != new.get(k, "?")]
 
 
 def get_profile(name: str) -> Profile:

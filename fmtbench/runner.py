@@ -11,13 +11,16 @@ the reference that round's training units are checked against.
 Before the rounds, every case's file is written once (untimed, in a worker); reads use that
 file, and write units write a scratch copy beside it, so every round reads the same bytes.
 Each unit-round stores its measurements (one value per metric: the median of its in-process
-repeats), or its failure, then a "done" record; `resume=True` skips unit-rounds that are done.
+repeats), or its failure, then a "done" record; `resume=True` skips unit-rounds that are done
+on the same data (digest), with the same figure settings and by the same code: every record
+names its code and settings (`ResultStore.stamp`).
 """
 from __future__ import annotations
 
 import dataclasses
 import socket
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,8 @@ from fmtbench.errors import FmtbenchError, UnknownNameError
 from fmtbench.executor import DataRef, Executor, LocalExecutor, Outcome, Task, Unit
 from fmtbench.formats import Adapter, missing_dependency
 from fmtbench.formats._base import read_twins
-from fmtbench.profiles import Profile
+from fmtbench import provenance
+from fmtbench.profiles import Profile, figure_settings
 from fmtbench.results import BASELINE, ResultStore
 from fmtbench.workloads.checkpoint import is_checkpoint
 
@@ -96,7 +100,9 @@ class Runner:
         self.ds, self.profile, self.store, self.seed = dataset, profile, store, seed
         self.data_dir = Path(data_dir)
         self.source = source  # how a cluster worker loads the dataset by name: {"name", "path", "n"}
-        self.done = store.done_keys() if resume else set()
+        settings = store.use_settings(figure_settings(profile, seed))  # named in every record it stores
+        self.code = provenance.code_id()
+        self.done = store.done_keys(self.code, settings) if resume else set()
         self.on_unit = on_unit or (lambda label: None)
         self.on_note = on_note or (lambda label: None)
         self.executor = executor or LocalExecutor()
@@ -105,13 +111,15 @@ class Runner:
 
     def _stored_baseline(self) -> str | None:
         """The in-memory baseline's weights digest from an earlier, resumed run of this dataset."""
+        mine = (BASELINE, "epoch_s", self.ds.digest, self.code, self.store.stamp["settings"])
         for rec in reversed(self.store.records("measurement")):
-            if (rec["case"], rec["metric"], rec["dataset_digest"]) == (BASELINE, "epoch_s", self.ds.digest):
+            if (rec["case"], rec["metric"], rec["dataset_digest"], rec["code"], rec["settings"]) == mine:
                 return rec["extra"].get("weights_digest")
         return None
 
     def _key(self, unit: Unit) -> tuple:
-        return (unit.case, self.ds.name, unit.workload, unit.cache, unit.round)
+        """A unit-round as `ResultStore.done_keys` names it (of this runner's code and settings)."""
+        return (unit.case, self.ds.name, self.ds.digest, unit.workload, unit.cache, unit.round)
 
     def _config(self, case_id: str) -> dict:
         """The case's full configuration, stored with each of its measurements."""
@@ -159,10 +167,10 @@ class Runner:
                 if (why := skip(case_id, w)) and self._key(unit) not in self.done:
                     with self.store.unit():
                         self.store.add_skip(case=case_id, workload=w, cache=c, dataset=self.ds.name,
-                                            reason=why, round=rnd)
+                                            reason=why, round=rnd, dataset_digest=self.ds.digest)
                         if case_id in skipped:  # not done for want of a cluster: --resume on one measures it
                             self.store.mark_done(case=case_id, workload=w, cache=c, dataset=self.ds.name,
-                                                 round=rnd)
+                                                 round=rnd, dataset_digest=self.ds.digest)
                     self.on_unit(unit.label + " (skipped)")
         todo = [u for u in units if not skip(u[0], u[1])]
         broken = self.prepare({case_id for case_id, w, _ in todo
@@ -188,6 +196,38 @@ class Runner:
             for task, out in run_many([self.task(u) for u in together]) if together else ():
                 self._stop_if_disk_full(out.error)
                 self._store(task.unit, out)
+
+    def settle(self, undecided: Callable[[], tuple[list[tuple[str, str, str]], list[str]]], budget_s: float,
+               max_extra: int = 6) -> dict:
+        """Extra rounds for the units `undecided()` names (those behind undecided picks:
+        `fmtbench.settle`), asked again after every round, until it names none, `budget_s`
+        seconds are spent (checked before each unit) or `max_extra` rounds ran. Each extra round
+        runs its units in a seeded shuffle and stores them as round ``profile.rounds + k``, marked
+        ``extra.settle``. Returns what it did: rounds, unit-rounds, seconds, and the uses left
+        undecided."""
+        t0, done_units, rounds, uses = time.perf_counter(), 0, 0, []
+        for k in range(max_extra):
+            units, uses = undecided()
+            if not units or time.perf_counter() - t0 >= budget_s:
+                break
+            rnd = self.profile.rounds + k
+            self.executor.begin_round(rnd)
+            ran = False
+            for case_id, w, c in round_order(units, self.seed, rnd):
+                unit = Unit(case_id, w, c, rnd)
+                if self._key(unit) in self.done:
+                    continue
+                if time.perf_counter() - t0 >= budget_s:
+                    break
+                out = self.executor.run(self.task(unit))
+                self._stop_if_disk_full(out.error)
+                self._store(unit, out)
+                done_units, ran = done_units + 1, True
+            rounds += ran
+        else:
+            uses = undecided()[1]
+        return {"rounds": rounds, "unit_rounds": done_units, "seconds": time.perf_counter() - t0,
+                "undecided": uses}
 
     def _stop_if_disk_full(self, error: dict | None) -> None:
         stop_if_disk_full(error, self.store.path)
@@ -217,16 +257,17 @@ class Runner:
         if self._key(unit) in self.done:
             return
         common = dict(case=unit.case, workload=unit.workload, cache=unit.cache, dataset=self.ds.name,
-                      round=unit.round)
+                      round=unit.round, dataset_digest=self.ds.digest)
         host = out.state.get("host") or socket.gethostname()  # a cluster worker names its own
         with self.store.unit():
             if out.error is not None:
                 self.store.add_failure(**common, error=out.error, host=host)
             for ob in out.observations:
                 extra = ob.extra | {"inner": [ob.values], "machine": [out.state]}
+                if unit.round >= self.profile.rounds:  # a settling round (Runner.settle)
+                    extra["settle"] = [True]
                 self.store.add_measurement(**common, metric=ob.metric, values=[statistics.median(ob.values)],
-                                           dataset_digest=self.ds.digest, extra=extra,
-                                           config=self._config(unit.case), host=host)
+                                           extra=extra, config=self._config(unit.case), host=host)
                 if unit.case == BASELINE and ob.metric == "epoch_s":
                     self.baseline_digest = ob.extra.get("weights_digest")
             self.store.mark_done(**common)

@@ -180,7 +180,7 @@ def _native(task: Task) -> list[Observation]:
         native, state = native_in_memory(load_split(task.data, "train"), **kwargs), {}
     else:
         _, state = _cache_state(None, task.path, task.unit.cache)
-        native = native_pipeline(get_case(task.unit.case), task.path, **kwargs)
+        native = native_pipeline(get_case(task.unit.case), task.path, truth=load_split(task.data, "train"), **kwargs)
     extra = {k: v for k, v in native.items() if k != "samples_per_s"} | state
     return [Observation("native_samples_per_s", [native["samples_per_s"]], extra)]
 

@@ -342,8 +342,8 @@ class TFRecordAdapter(Adapter):
     """TensorFlow TFRecord of tf.train.Example, plain or GZIP."""
 
     name: ClassVar[str] = "tfrecord"
-    requires: ClassVar[tuple[str, ...]] = ("tensorflow",)
-    install: ClassVar[str] = "pip install tensorflow-cpu"
+    requires: ClassVar[tuple[str, ...]] = ("tensorflow", "google_crc32c")  # crc32c of every record read
+    install: ClassVar[str] = "pip install tensorflow-cpu google-crc32c"
     suffix: ClassVar[str] = ".tfrecord"
     options = (Choice("compression", "none", "record compression", {"none": "none", "gzip": "gzip"}),)
     grid = ({}, {"compression": "gzip"})

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fmtbench.formats import formats
 from fmtbench.metrics import METRICS
+from fmtbench.stats import MARGIN, Verdict, interval_label, verdict
 
 from .load import BASELINE, Problem, Results, Row
 
@@ -28,6 +29,8 @@ class Frame:
     digest: str | None
     rows: list[Row]
     problems: list[Problem] = field(default_factory=list)
+    #: the equivalence margin of every verdict drawn from this frame (0.05: within 5%)
+    margin: float = MARGIN
 
     def __post_init__(self) -> None:
         self._index = {(r.case, r.metric, r.cache): r for r in self.rows}
@@ -130,7 +133,7 @@ def pareto_front(points: dict[str, tuple[float, float]], metrics: tuple[str, str
 
 def best_per_column(frame: Frame, exclude: set = frozenset()) -> dict[tuple[str, str], set[str]]:
     """For each (metric, cache): the cases (baseline and `exclude`d figures left out) with the best
-    median, and every case whose interval overlaps it: a tie, not a loss.
+    median, and every case the rounds do not separate from it (equivalent or undecided).
 
     A column whose values are all equal has no best (nothing to choose between).
     """
@@ -142,28 +145,40 @@ def best_per_column(frame: Frame, exclude: set = frozenset()) -> dict[tuple[str,
             continue
         pick = max if METRICS[metric].better == "higher" else min
         top = pick(rows, key=lambda r: r.median)
-        out[(metric, cache)] = {r.case for r in rows if r.median == top.median or outcome(r, top) == "same"}
+        out[(metric, cache)] = {r.case for r in rows if r.median == top.median or outcome(r, top, frame.margin) == "same"}
     return out
 
 
 def interval(row: Row) -> tuple[float, float] | None:
-    """The row's 95% CI of the median, else its IQR, else None."""
+    """The row's interval of the median (its coverage is `row.coverage`), else its IQR, else None."""
     for lo, hi in ((row.ci_low, row.ci_high), (row.q1, row.q3)):
         if lo is not None and hi is not None:
             return lo, hi
     return None
 
 
-def outcome(a: Row, b: Row) -> str:
-    """'better', 'worse' or 'same' for a against b: 'same' when their intervals overlap (noise)."""
+def spread_label(row: Row) -> str:
+    """What the row's interval is: '95% interval of the median (7 rounds)', or 'range of 3
+    rounds (covers the median 75% of the time)'."""
+    return interval_label(row.n, row.coverage or 0.0)
+
+
+def judge(a: Row, b: Row, margin: float = MARGIN) -> Verdict:
+    """The verdict of a against b from their rounds (`fmtbench.stats.verdict`): 'better' when a
+    wins at the stated coverage, 'equivalent' within `margin`, 'worse', or 'undecided'."""
+    m = METRICS[a.metric]
+    va = a.values or ([a.median] if a.median is not None else [])
+    vb = b.values or ([b.median] if b.median is not None else [])
+    return verdict(va, vb, m.better, margin, exact=m.exact)
+
+
+def outcome(a: Row, b: Row, margin: float = MARGIN) -> str:
+    """'better', 'worse' or 'same' for a against b: 'same' when they are equivalent within
+    `margin` or the rounds cannot tell them apart (see `judge` for which)."""
     if a.median is None or b.median is None:
         return "same"
-    ia, ib = interval(a), interval(b)
-    if ia and ib and ia[0] <= ib[1] and ib[0] <= ia[1]:
-        return "same"
-    if a.median == b.median:
-        return "same"
-    return "better" if METRICS[a.metric].is_better(a.median, b.median) else "worse"
+    kind = judge(a, b, margin).kind
+    return kind if kind in ("better", "worse") else "same"
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

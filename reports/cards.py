@@ -7,7 +7,7 @@ from typing import Any
 
 from fmtbench.metrics import METRICS
 
-from .analysis import TIE, Frame, best_row, goodness, not_cold, outcome
+from .analysis import TIE, Frame, best_row, goodness, judge, not_cold, outcome
 from .effects import Effect, configs, effects
 from .recommend import USES, value
 from .units import scale_for, times
@@ -42,11 +42,13 @@ def _best(frame: Frame, use: Any, mine: list[str], every: list[str]) -> Best | N
     if row is None or top is None:
         return None
     g = goodness(use.metric, row.median, top.median)
-    tie = row.case != top.case and (outcome(row, top) == "same" or g < 1 + TIE)
+    kind = judge(row, top, frame.margin).kind if row.case != top.case else "better"
+    tie = row.case != top.case and (kind in ("equivalent", "undecided") or g < 1 + TIE)
     if row.case == top.case:
         standing = f"best of all {sum(frame.get(c, use.metric) is not None for c in every)}"
     elif tie:
-        standing = f"tie for best with {top.case}"
+        standing = (f"equivalent within {frame.margin:.0%} to the best ({top.case})" if kind == "equivalent"
+                    else f"undecided against the best ({top.case})")
     else:
         standing = f"{times(g)} the best ({top.case})"
     return Best(use.short, row.case, value(row), standing, row.case == top.case or tie)
@@ -62,8 +64,8 @@ def _orders(frame: Frame, mine: list[str]) -> str:
     stream, shuffled = frame.get(c, "native_samples_per_s"), frame.get(c, "train_samples_per_s")
     sc = scale_for(stream.unit, [stream.median, shuffled.median])
     f = stream.median / shuffled.median
-    how = (f"streaming is {times(f)} faster" if f >= 1.05 and outcome(stream, shuffled) != "same" else
-           f"shuffled is {times(1 / f)} faster" if f <= 1 / 1.05 and outcome(stream, shuffled) != "same" else
+    how = (f"streaming is {times(f)} faster" if f >= 1.05 and outcome(stream, shuffled, frame.margin) != "same" else
+           f"shuffled is {times(1 / f)} faster" if f <= 1 / 1.05 and outcome(stream, shuffled, frame.margin) != "same" else
            "the same within the noise")
     return (f"{c} trains at {sc.text(stream.median, True)} in its own order (streaming) and "
             f"{sc.text(shuffled.median, True)} in a random order (shuffled, by index): {how}")

@@ -6,7 +6,7 @@ from typing import Any
 from fmtbench.metrics import METRICS
 from fmtbench.workloads.checkpoint import MODELS, VARIANTS, is_checkpoint
 
-from .analysis import Frame, not_cold
+from .analysis import Frame, not_cold, spread_label
 from .load import Results, Row
 from .units import Scale, scale_for
 
@@ -37,8 +37,7 @@ def _figure(frame: Frame, case: str, metric: str, cache: str, sc: Scale) -> dict
                 "bad": prob is not None}
     spread = f"IQR {sc.text(row.q3 - row.q1)}" if row.n > 1 and row.q1 is not None and row.q3 != row.q1 else ""
     title = (f"{case} · {METRICS[metric].label} ({row.cache}): median {sc.text(row.median, True)}; IQR "
-             f"{sc.text(row.q1)}–{sc.text(row.q3)}; 95% CI {sc.text(row.ci_low)}–{sc.text(row.ci_high)}; "
-             f"n={row.n} round{'s' * (row.n != 1)}")
+             f"{sc.text(row.q1)}–{sc.text(row.q3)}; {spread_label(row)} {sc.text(row.ci_low)}–{sc.text(row.ci_high)}")
     warn = not_cold(row)
     return {"text": sc.text(row.median) + (" ⚠" if warn else ""), "spread": spread,
             "title": title + (f" · NOT COLD: {warn}" if warn else ""), "bad": bool(warn)}

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 from fmtbench.metrics import METRICS
 
-from .analysis import Frame, best_row, not_cold, outcome
+from .analysis import Frame, best_row, judge, not_cold
 from .hdf5grid import Layout, default_cache, layouts
 from .recommend import show
 from .units import scale_for, times
 
 SUPPORTED, NOT_SUPPORTED, NOT_MEASURED = "supported", "not supported", "not measured"
+#: the comparisons behind the claim are too noisy to settle it either way (more rounds would)
+UNDECIDED = "undecided"
 FAR = 10.0  # "far slower" means at least an order of magnitude
 
 
@@ -46,15 +48,28 @@ def _rows_of(frame: Frame, fmt: str, metric: str):
 
 
 def _versus(frame: Frame, a_fmt: str, b_fmt: str, metric: str) -> tuple[str, str] | None:
-    """(outcome of a's best against b's best, a sentence with both figures), or None if unmeasured."""
+    """(verdict of a's best against b's best: better, worse, equivalent or undecided, and a
+    sentence with both figures), or None if unmeasured."""
     a, b = _rows_of(frame, a_fmt, metric), _rows_of(frame, b_fmt, metric)
     if a is None or b is None:
         return None
-    res = outcome(a, b)
+    res = judge(a, b, frame.margin).kind
     factor = max(a.median, b.median) / max(min(a.median, b.median), 1e-300)
-    word = {"better": "better", "worse": "worse", "same": "the same within noise"}[res]
+    word = _word(res, frame.margin)
     return res, (f"{show(frame, a.case, metric)} ({a.case}) vs {show(frame, b.case, metric)} "
-                 f"({b.case}): {a_fmt} {word}" + ("" if res == "same" else f", {times(factor)}"))
+                 f"({b.case}): {a_fmt} {word}" + (f", {times(factor)}" if res in ("better", "worse") else ""))
+
+
+def _word(kind: str, margin: float) -> str:
+    return f"equivalent within {margin:.0%}" if kind == "equivalent" else kind
+
+
+def _majority(hits: int, undecided: int, total: int) -> str:
+    """SUPPORTED when most comparisons hold, NOT_SUPPORTED when most cannot hold even if every
+    undecided one did, else UNDECIDED."""
+    if hits * 2 > total:
+        return SUPPORTED
+    return NOT_SUPPORTED if (hits + undecided) * 2 <= total else UNDECIDED
 
 
 def _fetched(frame: Frame, case: str) -> tuple[float, float] | None:
@@ -110,7 +125,7 @@ def chunk_compress(frame: Frame) -> Claim:
     """Chunking and compression make HDF5 files smaller and partial reads faster."""
     text = "Chunking and compression make HDF5 files smaller and partial reads faster"
     rule = ("against contiguous uncompressed HDF5: most chunked+compressed cases have a smaller file "
-            "and a lower single-read p50 beyond the noise (non-overlapping 95% CIs)")
+            "and a lower single-read p50, better at the stated coverage")
     lays, _ = _hdf5_plain(frame)
     base = next((c for c, lay in lays.items() if lay.chunk is None and lay.compression == "none"), None)
     packed = [c for c, lay in lays.items() if lay.chunk is not None and lay.compression != "none"]
@@ -120,18 +135,21 @@ def chunk_compress(frame: Frame) -> Claim:
     size0, p0 = frame.get(base, "file_bytes"), frame.get(base, "random_p50_s")
     smaller = [c for c in packed if (r := frame.get(c, "file_bytes")) and r.median < size0.median]
     timed = [c for c in packed if frame.get(c, "random_p50_s") and p0]
-    faster = [c for c in timed if outcome(frame.get(c, "random_p50_s"), p0) == "better"]
-    slower = [c for c in timed if outcome(frame.get(c, "random_p50_s"), p0) == "worse"]
+    kinds = {c: judge(frame.get(c, "random_p50_s"), p0, frame.margin).kind for c in timed}
+    faster = [c for c in timed if kinds[c] == "better"]
+    slower = [c for c in timed if kinds[c] == "worse"]
+    unsure = [c for c in timed if kinds[c] == "undecided"]
     small = best_row(frame, "file_bytes", packed)
     evidence = [f"contiguous ({base}): {show(frame, base, 'file_bytes')}, {show(frame, base, 'random_p50_s')}",
                 f"smaller: {len(smaller)} of {len(packed)} chunked+compressed cases; smallest {small.case}: "
                 f"{show(frame, small.case, 'file_bytes')} ({times(size0.median / small.median)} smaller)"]
     if timed:
         quick = best_row(frame, "random_p50_s", timed)
-        evidence.append(f"partial reads faster: {len(faster)} of {len(timed)}, slower: {len(slower)}; "
-                        f"fastest {quick.case}: {show(frame, quick.case, 'random_p50_s')}")
-    ok = len(smaller) * 2 > len(packed) and timed and len(faster) * 2 > len(timed)
-    return Claim(text, SUPPORTED if ok else NOT_SUPPORTED, rule, evidence)
+        evidence.append(f"partial reads faster: {len(faster)} of {len(timed)}, slower: {len(slower)}, "
+                        f"undecided: {len(unsure)}; fastest {quick.case}: {show(frame, quick.case, 'random_p50_s')}")
+    if len(smaller) * 2 <= len(packed) or not timed:
+        return Claim(text, NOT_SUPPORTED, rule, evidence)
+    return Claim(text, _majority(len(faster), len(unsure), len(timed)), rule, evidence)
 
 
 def gzip_vs_lzf(frame: Frame) -> Claim:
@@ -146,20 +164,21 @@ def gzip_vs_lzf(frame: Frame) -> Claim:
         have = [c for c, lay in lays.items() if lay.compression.startswith("gzip") or lay.compression == "lzf"]
         return Claim(text, NOT_MEASURED, rule, ["needs HDF5 gzip and lzf cases with the same chunking and shuffle; "
                                                 f"this run has: {', '.join(have) or 'neither'}"])
-    evidence, slower, total = [], 0, 0
+    evidence, slower, unsure, total = [], 0, 0, 0
     for g, z in pairs:
         for m in ("write_s", "scan_samples_per_s", "random_p50_s"):
             a, b = frame.get(g, m), frame.get(z, m)
             if a and b:
                 total += 1
-                res = outcome(a, b)
-                slower += res == "worse"
+                res = judge(a, b, frame.margin).kind
+                slower, unsure = slower + (res == "worse"), unsure + (res == "undecided")
                 sc = scale_for(a.unit, [a.median, b.median])
-                word = {"worse": "gzip slower", "better": "gzip faster", "same": "same within noise"}[res]
+                word = {"worse": "gzip slower", "better": "gzip faster"}.get(res) or _word(res, frame.margin)
                 evidence.append(f"{METRICS[m].label}: {g} {sc.text(a.median, True)} vs {z} "
                                 f"{sc.text(b.median, True)}: {word}")
-    verdict = NOT_MEASURED if not total else SUPPORTED if slower * 2 > total else NOT_SUPPORTED
-    return Claim(text, verdict, rule, [f"gzip slower in {slower} of {total} comparisons", *evidence])
+    verdict = NOT_MEASURED if not total else _majority(slower, unsure, total)
+    return Claim(text, verdict, rule, [f"gzip slower in {slower} of {total} comparisons ({unsure} undecided)",
+                                       *evidence])
 
 
 def _format_vs_hdf5(frame: Frame, fmt: str, text: str, rule: str, metrics: tuple[str, ...],
@@ -168,7 +187,7 @@ def _format_vs_hdf5(frame: Frame, fmt: str, text: str, rule: str, metrics: tuple
     if not results:
         return Claim(text, NOT_MEASURED, rule, _missing(frame, (fmt, "hdf5"), metrics[0]))
     hits = sum(res == want for _, (res, _) in results)
-    verdict = SUPPORTED if hits * 2 > len(results) else NOT_SUPPORTED
+    verdict = _majority(hits, sum(res == "undecided" for _, (res, _) in results), len(results))
     return Claim(text, verdict, rule, [line for _, (_, line) in results])
 
 
@@ -242,7 +261,9 @@ def json_vs_hdf5(frame: Frame) -> Claim:
                     f"{show(frame, b.case, 'scan_samples_per_s')} ({b.case}): HDF5 {times(factor)} faster"]
     if (w := _versus(frame, "jsonl", "hdf5", "write_s")) is not None:
         evidence.append(f"writing: {w[1]}")
-    verdict = SUPPORTED if factor >= FAR and outcome(a, b) == "worse" else NOT_SUPPORTED
+    kind = judge(a, b, frame.margin).kind
+    verdict = NOT_SUPPORTED if factor < FAR or kind in ("better", "equivalent") else \
+        SUPPORTED if kind == "worse" else UNDECIDED
     return Claim(text, verdict, rule, evidence)
 
 

@@ -17,11 +17,15 @@ import click
 @click.option("--weights", "-w", default=None, metavar="USE=N,...",
               help="Weights of the balanced pick, e.g. size=2,write=0 (uses: streaming, shuffled, serving, "
                    "size, write; default 1 each; the page can change them too).")
-def report_cmd(results: tuple[str, ...], output: str, dataset: str | None, weights: str | None) -> None:
+@click.option("--margin", type=click.FloatRange(min=0.1, max=50), default=5.0, show_default=True, metavar="PERCENT",
+              help="Equivalence margin of every verdict: two figures within this many percent of each other "
+                   "(at the interval's coverage) are 'equivalent' (docs/statistics.md).")
+def report_cmd(results: tuple[str, ...], output: str, dataset: str | None, weights: str | None,
+               margin: float) -> None:
     """Render RESULTS (result folders or results.jsonl files) into one HTML report.
 
     Two stores: the page shows both merged (the second wins where both measured a unit) and
-    compares them case by case, flagging changes beyond the measured noise.
+    compares them case by case: better, worse, equivalent within the margin, or undecided.
     """
     from fmtbench.reports.recommend import parse_weights
     from fmtbench.reports.render import write_report
@@ -29,6 +33,6 @@ def report_cmd(results: tuple[str, ...], output: str, dataset: str | None, weigh
     if output is None:
         output = "reports/fmtbench-compare.html" if len(results) == 2 else "reports/fmtbench-report.html"
     done = write_report(list(results), output, dataset=dataset, argv=["fmtbench", *sys.argv[1:]],
-                        weights=parse_weights(weights) if weights is not None else None)
+                        weights=parse_weights(weights) if weights is not None else None, margin=margin / 100)
     click.echo(f"report: {done.html} ({done.html_bytes / 1024:.0f} KiB, {done.seconds:.2f} s)")
     click.echo(f"table:  {done.csv}, {done.json}")

@@ -1,15 +1,14 @@
-"""Compare two result stores: per-case ratios, with changes beyond the measured noise flagged."""
+"""Compare two result stores: per-case ratios, each a verdict of the rounds (`fmtbench.stats.verdict`):
+better or worse (flagged), equivalent within the margin, or undecided."""
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
+from fmtbench.metrics import METRICS
+from fmtbench.stats import shift_ci_rank
 
-from fmtbench.stats import summarize
-
-from .analysis import TIE, Frame, interval, outcome, ratio
+from .analysis import Frame, judge, ratio
 
 
 @dataclass
@@ -23,10 +22,14 @@ class Change:
     old: float
     new: float
     ratio: float | None
-    flag: str  # "better" | "worse" | "" (within noise)
-    basis: str  # "95% CI" | "IQR" | "no spread"
+    flag: str  # "better" | "worse" | "" (equivalent or undecided)
+    basis: str  # "90% interval of the ratio" | "exact" | "one round: noise unknown"
     n_old: int = 0
     n_new: int = 0
+    verdict: str = "undecided"  # "better" | "worse" | "equivalent" | "undecided"
+    #: how often the ratio's interval holds the true ratio: 1 - coverage is the chance that identical
+    #: code is flagged (None: exact, or no interval)
+    coverage: float | None = None
 
 
 @dataclass
@@ -41,8 +44,16 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
 
     def expected_by_chance(self) -> float:
-        """How many flags two runs of identical code would raise by chance, with these interval sizes."""
-        return sum(nominal_false_positive_rate(c.n_old, c.n_new) for c in self.changes if "CI" in c.basis)
+        """How many flags two runs of identical code would raise by chance: each tested change's
+        interval misses the true ratio (1) with probability 1 - its coverage."""
+        return sum(1 - c.coverage for c in self.changes if c.coverage is not None and c.coverage < 1)
+
+    def counts(self) -> dict[str, int]:
+        """How many changes got each verdict."""
+        out = {"better": 0, "worse": 0, "equivalent": 0, "undecided": 0}
+        for c in self.changes:
+            out[c.verdict] += 1
+        return out
 
     def flagged(self) -> list[Change]:
         """Changes beyond the noise, largest first."""
@@ -50,23 +61,12 @@ class Comparison:
         return sorted(out, key=lambda c: -abs(math.log(c.ratio)) if c.ratio and c.ratio > 0 else 0)
 
 
-EXACT = frozenset({"file_bytes", "compression_ratio"})  # deterministic: one measurement is the value
-
-
-def _basis(row) -> str:
-    if row.n > 1 and row.ci_low is not None and row.ci_high is not None:
-        return "95% CI"
-    if row.n > 1 and row.q1 is not None and row.q3 is not None:
-        return "IQR"
-    return "exact" if row.metric in EXACT else "one repeat: noise unknown"
-
-
 def compare(old: Frame, new: Frame, old_label: str = "old", new_label: str = "new") -> Comparison:
-    """Match rows by (case, metric, cache); flag a change only when the two intervals do not overlap
-    and (but for exact sizes) the medians differ by more than 1%.
+    """Match rows by (case, metric, cache) and judge each new figure against the old: flagged
+    'better' or 'worse' only when the interval of the ratio excludes 1 (at its stated coverage).
 
-    Sizes are exact, so any change in them is flagged; a timing measured once has no known noise
-    and is never flagged.
+    Sizes are exact, so any change in them beyond the margin is flagged; a timing measured once
+    has no known noise and is never flagged.
     """
     warnings = []
     if old.dataset != new.dataset:
@@ -83,30 +83,27 @@ def compare(old: Frame, new: Frame, old_label: str = "old", new_label: str = "ne
         o = index.get((r.case, r.metric, r.cache))
         if o is None or o.median is None or r.median is None:
             continue
-        res = outcome(r, o)
-        basis = _basis(r) if _basis(r) == _basis(o) else f"{_basis(o)} / {_basis(r)}"
-        if interval(r) is None or interval(o) is None or "noise unknown" in basis:
-            res = "same"
-        elif r.metric not in EXACT and abs(r.median - o.median) <= TIE * max(abs(r.median), abs(o.median)):
-            res = "same"  # a page of memory or a microsecond is no change, even with tight intervals
+        exact = METRICS[r.metric].exact
+        v = judge(r, o, new.margin)
+        if exact:
+            basis = "exact"
+        elif min(r.n, o.n) < 2 or v.coverage is None:
+            basis, v = "one round: noise unknown", None
+        else:
+            basis = f"{v.coverage:.0%} interval of the ratio"
+        kind = v.kind if v is not None else "undecided"
         changes.append(Change(r.case, r.metric, r.cache, r.unit, o.median, r.median, ratio(r.median, o.median),
-                              "" if res == "same" else res, basis, o.n, r.n))
+                              kind if kind in ("better", "worse") else "", basis, o.n, r.n, kind,
+                              None if v is None else v.coverage))
     old_cases, new_cases = set(old.cases(True, True)), set(new.cases(True, True))
     return Comparison(old_label, new_label, changes, sorted(old_cases - new_cases), sorted(new_cases - old_cases),
                       warnings)
 
 
-@functools.lru_cache(maxsize=None)
-def nominal_false_positive_rate(n_old: int, n_new: int, draws: int = 2000, seed: int = 0) -> float:
-    """The chance that two sets of n_old and n_new values from one distribution get disjoint 95%
-    intervals of the median (the rule `compare` flags by), from the very interval code of
-    `fmtbench.stats` on seeded exchangeable draws. For n = 3 vs 3 the intervals are the ranges,
-    so it is 2 * 3! 3! / 6! = 10%; for 5 vs 5 it is 0.8%."""
+def nominal_false_positive_rate(n_old: int, n_new: int) -> float:
+    """The chance that two runs of identical code, n_old and n_new rounds of one distribution, get
+    a change flagged: the miss rate of the ratio's interval, 2 P(U <= k - 1) of Mann-Whitney's U
+    (3 vs 3 rounds: 2/20 = 10%; 5 vs 5: 8/252 = 3.2%)."""
     if n_old < 2 or n_new < 2:
         return 0.0
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(draws):
-        a, b = summarize(rng.random(n_old)), summarize(rng.random(n_new))
-        hits += a.ci_high < b.ci_low or b.ci_high < a.ci_low
-    return hits / draws
+    return 1 - shift_ci_rank(n_old, n_new)[1]

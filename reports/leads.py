@@ -110,7 +110,7 @@ def table(frame: Frame) -> str:
     wide = sum(1 for x in rel if x > 0.2)
     return (f"{len(rel)} figures with a spread: their interquartile range is a median {statistics.median(rel):.1%} "
             f"of the figure; {wide} are wider than 20% (hover a cell for its interval; a ★ within such a spread "
-            f"is a tie, not a win).")
+            f"may be undecided, not a win).")
 
 
 def leads(frame: Frame, ctx: dict[str, Any]) -> dict[str, str]:
@@ -157,7 +157,7 @@ def not_measured(frame: Frame, samples: int | None = None) -> list[dict[str, str
                     "how": "fmtbench run -c " + " -c ".join(f"'{f}'" for f in missing[:3])})
     rounds = max((r.n for r in frame.rows), default=0)
     if rounds and rounds < 5:
-        out.append({"what": "narrow intervals", "why": f"{rounds} rounds per figure: many close picks are ties",
+        out.append({"what": "narrow intervals", "why": f"{rounds} rounds per figure: many close picks stay undecided",
                     "how": "fmtbench run --rounds 7 (the full profile)"})
     out += [
         {"what": "network and object storage (NFS, S3, GCS)", "why": "files lived on this machine's "

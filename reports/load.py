@@ -11,7 +11,7 @@ from typing import Any
 from fmtbench.errors import FmtbenchError
 from fmtbench.metrics import METRICS
 from fmtbench.results import BASELINE, FILENAME, read_records
-from fmtbench.stats import summarize
+from fmtbench.stats import median_ci_coverage, summarize
 
 __all__ = ["BASELINE", "Problem", "Results", "Row", "case_config", "load", "store_path"]
 
@@ -40,6 +40,12 @@ class Row:
     run_id: str = ""
     source: int = 0  # index of the store it came from, in the order given
     host: str | None = None  # the machine that measured it (None in stores written before hosts)
+    #: one value per round (what the median, its interval and every verdict stand on)
+    values: list[float] = field(default_factory=list)
+    #: the probability that [ci_low, ci_high] holds the true median (fmtbench.stats.median_ci_coverage)
+    coverage: float | None = None
+    #: the fmtbench that measured it (fmtbench.provenance.code_id(); "unknown" before stores named it)
+    code: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain JSON-safe values (config and extra kept as dicts)."""
@@ -109,7 +115,9 @@ def _row(rec: dict[str, Any], source: int) -> Row:
         ci_low=rec.get("ci_low"), ci_high=rec.get("ci_high"),
         unit=m.unit if m else rec.get("unit", ""), better=m.better if m else rec.get("better", "lower"),
         n=int(rec.get("n") or 0), extra=rec.get("extra") or {}, run_id=rec.get("run_id", ""), source=source,
-        host=rec.get("host"),
+        host=rec.get("host"), values=[v for v in rec.get("values") or [] if v is not None],
+        coverage=median_ci_coverage(int(rec.get("n") or 0)) if rec.get("ci_low") is not None else None,
+        code=rec.get("code"),
     )
 
 
@@ -132,7 +140,7 @@ def _bad_names(rec: dict[str, Any], required: tuple[str, ...]) -> str | None:
     for key in required:
         if not isinstance(rec.get(key), str) or not rec.get(key):
             return f"{key!r} must be a non-empty string, got {rec.get(key)!r}"
-    for key in ("dataset", "dataset_digest", "workload", "cache", "reason", "run_id"):
+    for key in ("dataset", "dataset_digest", "workload", "cache", "reason", "run_id", "code", "settings"):
         if rec.get(key) is not None and not isinstance(rec[key], str):
             return f"{key!r} must be a string, got {rec[key]!r}"
     if "error" in rec and not isinstance(rec["error"], (dict, type(None))):
@@ -197,10 +205,18 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
     per round), and a later measurement of the same round replaces an earlier one.
 
     A failure or skip is kept unless the same unit was measured after it (a later, successful run).
+
+    Rounds of other code or other figure settings (the records' ``code`` and ``settings``) never
+    merge into one median, as rounds of other hosts never do; of each dataset (name and digest)
+    the rows and problems of its latest measured (code, settings) are kept, so a store that two
+    versions of fmtbench appended to reports the latest's. To set two versions side by side,
+    compare their stores (`fmtbench report OLD NEW`: each store is loaded on its own).
     """
     rows: dict[tuple, dict[Any, tuple[int, dict[str, Any]]]] = {}
     sources_of: dict[tuple, int] = {}
     problems: dict[tuple, tuple[int, Problem]] = {}
+    versions: dict[tuple, tuple[tuple[str, str], str | None]] = {}  # problem -> (code, settings), digest
+    latest: dict[tuple, tuple[str, str]] = {}  # (dataset, digest) and (dataset,) -> the last measured version
     provenance: list[dict[str, Any]] = []
     sources = []
     seq = 0
@@ -218,23 +234,37 @@ def load(paths: list[str | os.PathLike[str]]) -> Results:
                     warnings.warn(f"{p}: skipping metric {rec['metric']!r}, which this fmtbench does not know",
                                   stacklevel=2)
                     continue
-                # one median per host: a cluster's machines are never mixed in one figure
+                # one median per host: a cluster's machines are never mixed in one figure; nor
+                # are two versions of the code or of the settings
                 key = (rec["case"], rec.get("dataset") or "?", rec.get("dataset_digest"),
-                       rec.get("workload") or "?", rec["metric"], rec.get("cache") or "n/a", rec.get("host"))
+                       rec.get("workload") or "?", rec["metric"], rec.get("cache") or "n/a", rec.get("host"),
+                       rec["code"], rec["settings"])
                 rows.setdefault(key, {})[rec.get("round")] = (seq, rec)
                 sources_of[key] = source
+                latest[key[1:3]] = latest[key[1:2]] = (rec["code"], rec["settings"])
             elif kind in ("failure", "skip"):
                 if (why := _bad_names(rec, ("case",))) is not None:
                     raise FmtbenchError(f"{p}: {kind} record {seq} is malformed: {why}")
                 prob = _problem(rec, source)
                 problems[(prob.case, prob.dataset, prob.workload, prob.cache)] = (seq, prob)
+                versions[(prob.case, prob.dataset, prob.workload, prob.cache)] = (
+                    (rec["code"], rec["settings"]), rec.get("dataset_digest"))
             elif kind == "provenance":
                 provenance.append({**rec, "source": source})
+    rows = {key: rounds for key, rounds in rows.items() if key[7:] == latest[key[1:3]]}
+
+    def current(pkey: tuple) -> bool:  # a problem of the version its dataset was last measured by
+        version, digest = versions[pkey]
+        last = latest.get((pkey[1], digest)) if digest is not None else None
+        last = last or latest.get((pkey[1] or "?",))
+        return last is None or version == last
+
     last_measured: dict[tuple, int] = {}
-    for (case, dataset, _, workload, _, cache, _), rounds in rows.items():
+    for (case, dataset, _, workload, _, cache, *_), rounds in rows.items():
         key = (case, dataset, workload, cache)
         last_measured[key] = max(max(s for s, _ in rounds.values()), last_measured.get(key, 0))
-    kept = [p for s, p in problems.values() if last_measured.get((p.case, p.dataset, p.workload, p.cache), 0) < s]
+    kept = [p for k, (s, p) in problems.items()
+            if last_measured.get((p.case, p.dataset, p.workload, p.cache), 0) < s and current(k)]
     merged = [_merged(rounds, sources_of[key]) for key, rounds in rows.items()]
     return Results(sources, merged, kept, provenance)
 

@@ -7,7 +7,7 @@ from typing import Any
 from fmtbench.metrics import METRICS
 
 from . import hdf5grid, svg
-from .analysis import PREFERRED_CACHES, Frame, case_sort_key, goodness, not_cold
+from .analysis import PREFERRED_CACHES, Frame, case_sort_key, goodness, not_cold, spread_label
 from .compare import Comparison
 from .load import BASELINE
 from .units import label, scale_for, times
@@ -75,14 +75,14 @@ def hdf5(frame: Frame, chunk_cache: dict | None) -> dict[str, Any]:
 
 
 def _cell(row: Any, sc: Any) -> svg.Cell:
-    """A heat-map cell: the median, its IQR and 95% CI for the tooltip, marked when the CI is wide."""
+    """A heat-map cell: the median, its IQR and its median's interval for the tooltip, marked when that is wide."""
     v = row.median
     if row.n < 2 or row.q1 is None:
         return svg.Cell(v, sc.text(v), f"n={row.n}: one round, no spread")
     ci = (row.ci_low, row.ci_high) if row.ci_low is not None and row.ci_high is not None else (row.q1, row.q3)
     wide = bool(v) and (ci[1] - ci[0]) / abs(v) > svg.WIDE
-    spread = (f"median {sc.text(v, True)}; IQR {sc.text(row.q1)}–{sc.text(row.q3)}; 95% CI "
-              f"{sc.text(row.ci_low)}–{sc.text(row.ci_high)}; n={row.n}" + (" (wide)" if wide else ""))
+    spread = (f"median {sc.text(v, True)}; IQR {sc.text(row.q1)}–{sc.text(row.q3)}; {spread_label(row)} "
+              f"{sc.text(row.ci_low)}–{sc.text(row.ci_high)}" + (" (wide)" if wide else ""))
     return svg.Cell(v, sc.text(v), spread, wide)
 
 
@@ -109,6 +109,17 @@ def _cache_worth(frame: Frame, lays: dict) -> dict[str, Any]:
     return {"rows": rows, "default": _cache_text(default), "columns": [METRICS[m].label for m in CACHE_METRICS]}
 
 
+def shuffle_quality(frame: Frame, case: str) -> str:
+    """'0.28 of a full shuffle; 6.6% neighbours (full: 2.1%)': how shuffled the streaming pipeline's
+    delivered order was (`fmtbench.workloads.shuffle`), or '' when not measured."""
+    row = frame.get(case, "native_samples_per_s")
+    q = row.extra.get("shuffle") if row is not None else None
+    if not isinstance(q, dict) or q.get("displacement") is None:
+        return ""
+    return (f"displaced {q['displacement']:.2f} of a full shuffle; {q['neighbour_share']:.1%} file neighbours "
+            f"(full shuffle {q['full_neighbour_share']:.1%})")
+
+
 def training(frame: Frame) -> dict[str, Any]:
     """Epoch time against the in-memory baseline, data-wait share, weights check, native pipeline."""
     cases = [c for c in frame.cases() if frame.get(c, "epoch_s") or frame.get(c, "native_samples_per_s")]
@@ -125,7 +136,8 @@ def training(frame: Frame) -> dict[str, Any]:
                            "digest": (base.extra.get("weights_digest") or "")[:12],
                            "stream": scale_for("samples/s", [frame.median(BASELINE, "native_samples_per_s")])
                            .text(frame.median(BASELINE, "native_samples_per_s"), True)
-                           if frame.get(BASELINE, "native_samples_per_s") else None}
+                           if frame.get(BASELINE, "native_samples_per_s") else None,
+                           "shuffle": shuffle_quality(frame, BASELINE)}
     rates = scale_for("samples/s", [frame.median(c, m) for c in cases for m in ("train_samples_per_s",
                                                                                 "native_samples_per_s")])
     matches = []
@@ -145,7 +157,8 @@ def training(frame: Frame) -> dict[str, Any]:
             "pipeline": (ep.extra.get("pipeline") or "") if ep else "",
             "loss": _plain(frame.median(c, "final_loss")), "acc": _plain(frame.median(c, "final_accuracy")),
             "match": match, "digest": ((ep.extra.get("weights_digest") or "") if ep else "")[:8],
-            "native": rates.text(frame.median(c, "native_samples_per_s"), True)})
+            "native": rates.text(frame.median(c, "native_samples_per_s"), True),
+            "shuffle": shuffle_quality(frame, c)})
     out["identical"] = sum(m is True for m in matches)
     out["differ"] = [c for c, m in zip(cases, matches) if m is False]
     out["unchecked"] = sum(m is None for m in matches)
@@ -230,7 +243,7 @@ def comparison(cmp: Comparison | None) -> dict[str, Any] | None:
             cells.append({"text": "–" if ch.ratio is None else f"×{ch.ratio:.2f}", "flag": ch.flag,
                           "v": "" if ch.ratio is None else ch.ratio,
                           "title": f"{case} {METRICS[metric].label} ({cache}): {sc.text(ch.old, True)} → "
-                                   f"{sc.text(ch.new, True)}; {ch.flag or 'within noise'} ({ch.basis})"})
+                                   f"{sc.text(ch.new, True)}; {ch.verdict} ({ch.basis})"})
         matrix.append({"case": case, "cells": cells})
     flagged = []
     for ch in cmp.flagged():
@@ -242,6 +255,6 @@ def comparison(cmp: Comparison | None) -> dict[str, Any] | None:
     return {"old": cmp.old_label, "new": cmp.new_label, "warnings": cmp.warnings, "only_old": cmp.only_old,
             "only_new": cmp.only_new, "flagged": flagged, "n": len(cmp.changes), "matrix": matrix,
             "columns": [{"label": METRICS[m].label, "cache": c, "better": METRICS[m].better} for m, c in cols],
-            "by_chance": cmp.expected_by_chance(),
+            "by_chance": cmp.expected_by_chance(), "counts": cmp.counts(),
             "better": sum(c.flag == "better" for c in cmp.changes),
             "worse": sum(c.flag == "worse" for c in cmp.changes)}

@@ -1,5 +1,6 @@
 """Picks by use, derived from the measurements: each with its runner-up, the gap and its interval,
-"tie" where the intervals overlap, and what the pick costs on the other uses.
+a verdict (better, equivalent within the margin, or undecided: `fmtbench.stats.verdict`), and
+what the pick costs on the other uses.
 
 The uses are one table (`USES`); "balanced" ranks every case by a weighted geometric mean of how
 many times worse than the best it is on each use's metric. The weights are stated on the page
@@ -15,8 +16,11 @@ from typing import Any
 
 from fmtbench.metrics import METRICS
 
-from .analysis import TIE, Frame, best_row, goodness, interval, outcome
+from fmtbench.stats import Verdict, decide
+
+from .analysis import TIE, Frame, best_row, goodness, judge, outcome
 from .load import Row
+from .panels import shuffle_quality
 from .units import scale_for, times
 
 
@@ -76,27 +80,54 @@ def parse_weights(text: str) -> dict[str, float]:
     return out
 
 
+#: a pick's verdict in words: what a reader acts on
+SAYS = {"better": "decided: better than every other case",
+        "equivalent": "decided: equivalent within the margin to the cases named, better than the rest",
+        "undecided": "undecided: the rounds cannot tell it from the cases named; more rounds would"}
+
+
 @dataclass
 class Gap:
-    """How far the runner-up is behind the pick: ``times`` worse (1 = equal), with the gap's 95%
-    interval from both figures' intervals; a tie when that interval reaches 1."""
+    """How far the runner-up is behind the pick: ``times`` worse (1 = equal), the interval of
+    that ratio with its coverage, and the verdict ('better': the pick wins, 'equivalent' within
+    the margin, 'undecided')."""
 
     case: str
     figure: str  # its value: "4.18 µs"
     times: float
     low: float | None = None
     high: float | None = None
-    tie: bool = False
+    verdict: str = "undecided"
+    coverage: float | None = None
+    margin: float | None = None
+
+    @classmethod
+    def of(cls, case: str, figure: str, v: Verdict) -> Gap:
+        return cls(case, figure, v.ratio, v.low, v.high, v.kind, v.coverage, v.margin)
+
+    @property
+    def tie(self) -> bool:
+        """Not separated: equivalent or undecided."""
+        return self.verdict != "better"
 
     def interval(self) -> str:
-        """'×1.25–×1.58', or '' without intervals (one round, or a composite score)."""
-        return f"{times(self.low)}–{times(self.high)}" if self.low is not None and self.high is not None else ""
+        """'×1.25–×1.58, 90%', or '' without an interval (one round, or a composite score)."""
+        if self.low is None or self.high is None:
+            return ""
+        cover = f", {self.coverage:.0%}" if self.coverage is not None and self.coverage < 1 else ""
+        return f"{times(self.low)}–{times(self.high)}{cover}"
+
+    def word(self) -> str:
+        """'better', 'equivalent within 5%' or 'undecided'."""
+        if self.verdict == "equivalent" and self.margin is not None:
+            return f"equivalent within {self.margin:.0%}"
+        return {"better": "pick better"}.get(self.verdict, self.verdict)
 
     def text(self) -> str:
         if self.low is None or self.high is None:
             return f"runner-up {self.case}: {self.figure} ({times(self.times)} worse)"
-        verdict = "a tie: the intervals overlap" if self.tie else "intervals apart"
-        return f"runner-up {self.case}: {self.figure} ({times(self.times)} worse, interval {self.interval()}; {verdict})"
+        return (f"runner-up {self.case}: {self.figure} ({times(self.times)} worse, interval {self.interval()}; "
+                f"{self.word()})")
 
 
 @dataclass
@@ -123,7 +154,7 @@ class Recommendation:
     case: str | None
     reason: str
     figures: list[str] = field(default_factory=list)
-    #: cases whose interval overlaps the pick's: the pick is a tie with them, not a winner.
+    #: cases the rounds do not separate from the pick (equivalent within the margin, or undecided)
     tied: list[str] = field(default_factory=list)
     question: str = ""
     metric: str | None = None
@@ -132,6 +163,33 @@ class Recommendation:
     runner_up: Gap | None = None
     #: what the pick costs on the other uses (`Cost`s, in the order of `USES`).
     costs: list[Cost] = field(default_factory=list)
+    #: "better" (than every other case), "equivalent" (to `equivalent`, better than the rest),
+    #: "undecided" (against `undecided`), or "" (a composite or nothing to compare)
+    verdict: str = ""
+    equivalent: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)
+    margin: float | None = None
+    #: how many settling rounds its figures took ('' when none: `fmtbench.settle`)
+    extra_rounds: str = ""
+    note: str = ""  # shown under its figure (the streaming pick: how shuffled its order was)
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in ("better", "equivalent")
+
+    def says(self) -> str:
+        """The verdict in words: 'better than every other case', 'equivalent within 5% to npy'..."""
+        if self.verdict == "better":
+            return "better than every other case"
+        if self.verdict == "equivalent":
+            return f"equivalent within {self.margin:.0%} to {_names(self.equivalent)}; better than the rest"
+        if self.verdict == "undecided":
+            return f"undecided against {_names(self.undecided)}"
+        return ""
+
+
+def _names(cases: list[str], most: int = 3) -> str:
+    return ", ".join(cases[:most]) + (f" and {len(cases) - most} more" if len(cases) > most else "")
 
 
 def show(frame: Frame, case: str, metric: str, cache: str | None = None) -> str:
@@ -151,42 +209,31 @@ def _figures(frame: Frame, case: str, metrics: tuple[str, ...]) -> list[str]:
     return [s for m in metrics if (s := show(frame, case, m))]
 
 
-def tied_with(frame: Frame, metric: str, cases: list[str], winner: str) -> list[str]:
-    """The cases that cannot be told from the winner: intervals overlap, or within 1%."""
+def verdicts(frame: Frame, metric: str, cases: list[str], winner: str) -> dict[str, Verdict]:
+    """The winner's verdict against each other measured case ("better" = the winner wins)."""
     top = frame.get(winner, metric)
-    out = []
+    out = {}
     for c in cases:
         row = frame.get(c, metric)
-        if c == winner or row is None or row.median is None:
-            continue
-        if outcome(top, row) == "same" or goodness(metric, row.median, top.median) < 1 + TIE:
-            out.append(c)
+        if c != winner and row is not None and row.median is not None:
+            out[c] = judge(top, row, frame.margin)
     return out
 
 
-def gap(pick: Row, other: Row) -> tuple[float, float | None, float | None]:
-    """How many times worse `other` is than `pick` (>= 1 when the pick is better), with the widest
-    ratio both figures' intervals allow (from the 95% CIs of the medians, else the IQRs)."""
-    g = goodness(pick.metric, other.median, pick.median)
-    ip, io = interval(pick), interval(other)
-    if not ip or not io or min(*ip, *io) <= 0:
-        return g, None, None
-    if METRICS[pick.metric].better == "higher":
-        return g, ip[0] / io[1], ip[1] / io[0]
-    return g, io[0] / ip[1], io[1] / ip[0]
+def tied_with(frame: Frame, metric: str, cases: list[str], winner: str) -> list[str]:
+    """The cases the rounds do not separate from the winner: equivalent or undecided."""
+    return [c for c, v in verdicts(frame, metric, cases, winner).items() if v.kind != "better"]
 
 
 def runner_up(frame: Frame, metric: str, cases: list[str], winner: str) -> Gap | None:
-    """The best case after the winner, and how far behind it is."""
+    """The best case after the winner, how far behind it is, and the verdict between them."""
     second = best_row(frame, metric, [c for c in cases if c != winner])
     if second is None:
         return None
-    top = frame.get(winner, metric)
-    g, lo, hi = gap(top, second)
-    if not math.isfinite(g):
+    v = judge(frame.get(winner, metric), second, frame.margin)
+    if not math.isfinite(v.ratio):
         return None
-    tie = outcome(top, second) == "same" or g < 1 + TIE
-    return Gap(second.case, value(second), g, lo, hi, tie)
+    return Gap.of(second.case, value(second), v)
 
 
 def costs(frame: Frame, case: str, uses: list[Use], cases: list[str], exclude: set = frozenset()) -> list[Cost]:
@@ -200,7 +247,7 @@ def costs(frame: Frame, case: str, uses: list[Use], cases: list[str], exclude: s
         g = goodness(u.metric, row.median, best.median)
         if not math.isfinite(g):  # a zero rate: no ratio to state
             continue
-        tie = g < 1 + TIE or outcome(row, best) == "same"
+        tie = g < 1 + TIE or outcome(row, best, frame.margin) == "same"
         out.append(Cost(u.short, show(frame, case, u.metric), g, None if tie else best.case))
     return out
 
@@ -222,16 +269,19 @@ def pick(frame: Frame, use: Use, cases: list[str], exclude: set = frozenset(), m
         return Recommendation(use.name, None, f"{METRICS[metric].label}: {why}", question=use.question,
                               metric=metric)
     second = runner_up(frame, metric, eligible, top.case)
-    tied = tied_with(frame, metric, eligible, top.case)
-    reason = f"{what or use.what}: {show(frame, top.case, metric)}"
-    if tied:
-        names = ", ".join(tied[:4]) + (f" and {len(tied) - 4} more" if len(tied) > 4 else "")
-        reason += f"; a tie with {names} (intervals overlap, or within 1%)"
+    vs = verdicts(frame, metric, eligible, top.case)
+    undecided = [c for c, v in vs.items() if v.kind == "undecided"]
+    equivalent = [c for c, v in vs.items() if v.kind == "equivalent"]
+    kind = ("undecided" if undecided else "equivalent" if equivalent else "better") if vs else ""
     others = [u for u in USES if u.metric not in (metric, use.metric)]
-    return Recommendation(use.name, top.case, reason, _figures(frame, top.case, use.figures), tied,
-                          question=use.question, metric=metric, runner_up=second, figure=show(frame, top.case, metric),
-                          value=value(top),
-                          costs=costs(frame, top.case, others, frame.cases(), exclude))
+    rec = Recommendation(use.name, top.case, "", _figures(frame, top.case, use.figures), equivalent + undecided,
+                         question=use.question, metric=metric, runner_up=second, figure=show(frame, top.case, metric),
+                         value=value(top), costs=costs(frame, top.case, others, frame.cases(), exclude),
+                         verdict=kind, equivalent=equivalent, undecided=undecided, margin=frame.margin)
+    rec.reason = f"{what or use.what}: {show(frame, top.case, metric)}" + (f"; {rec.says()}" if kind else "")
+    if metric == "native_samples_per_s" and (q := shuffle_quality(frame, top.case)):
+        rec.note = f"its order: {q}"
+    return rec
 
 
 def _trained(frame: Frame, cases: list[str]) -> list[str]:
@@ -305,11 +355,38 @@ def balance(frame: Frame, exclude: set = frozenset(),
     parts = ", ".join(f"{METRICS[m].label} {times(math.exp(v))}" for m, v in zip(used, data["cases"][win]))
     reason = (f"on average {times(score[win])} from the best of each use ({parts}; ×1 = best); "
               f"weights: {stated}")
-    second = None
-    if len(ranked) > 1:
-        s2 = ranked[1]
-        second = Gap(s2, f"{times(score[s2])} on average", score[s2] / score[win])
-    return Recommendation(BALANCED, win, reason, _figures(frame, win, tuple(used)), question=question,
-                          runner_up=second, costs=costs(frame, win, [u for u in USES if u.metric in used], ranked),
-                          figure=f"on average {times(score[win])} from the best of each use",
-                          value=f"{times(score[win])} the best, on average")
+    vs = {c: balanced_verdict(frame, used, weights, win, c) for c in ranked[1:]}
+    second = Gap.of(ranked[1], f"{times(score[ranked[1]])} on average", vs[ranked[1]]) if len(ranked) > 1 else None
+    undecided = [c for c, v in vs.items() if v.kind == "undecided"]
+    equivalent = [c for c, v in vs.items() if v.kind == "equivalent"]
+    kind = ("undecided" if undecided else "equivalent" if equivalent else "better") if vs else ""
+    rec = Recommendation(BALANCED, win, reason, _figures(frame, win, tuple(used)), equivalent + undecided,
+                         question=question, runner_up=second,
+                         costs=costs(frame, win, [u for u in USES if u.metric in used], ranked),
+                         figure=f"on average {times(score[win])} from the best of each use",
+                         value=f"{times(score[win])} the best, on average", verdict=kind, equivalent=equivalent,
+                         undecided=undecided, margin=frame.margin)
+    if kind:
+        rec.reason += f"; {rec.says()}"
+    return rec
+
+
+def balanced_verdict(frame: Frame, metrics: list[str], weights: Mapping[str, float], win: str,
+                     other: str) -> Verdict:
+    """The balanced pick against `other`: the weighted geometric mean of the per-use ratios (the
+    best of each use cancels out), its interval the same mean of the per-use intervals' ends, which
+    holds whenever every per-use interval does: coverage at least 1 - the sum of their misses."""
+    w = {m: max(0.0, float(weights.get(m, 0.0))) for m in metrics}
+    total = sum(w.values())
+    log_ratio = log_low = log_high = miss = 0.0
+    for m in (m for m in metrics if w[m] > 0):
+        v = judge(frame.get(win, m), frame.get(other, m), frame.margin)
+        if v.low is None or v.high is None or v.coverage is None or not v.low > 0:
+            return Verdict("undecided", math.nan, None, None, None, frame.margin)
+        share = w[m] / total
+        log_ratio += share * math.log(v.ratio)
+        log_low, log_high = log_low + share * math.log(v.low), log_high + share * math.log(v.high)
+        miss += 1 - v.coverage
+    low, high, coverage = math.exp(log_low), math.exp(log_high), max(0.0, 1 - miss)
+    kind = decide(low, high, frame.margin) if coverage > 0 else "undecided"
+    return Verdict(kind, math.exp(log_ratio), low, high, coverage, frame.margin)

@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import cards, checkpoint, leads, panels, readers, sections, trust
+from fmtbench.stats import MARGIN
+
+from . import cards, checkpoint, leads, panels, precision, readers, sections, settling, trust
 from .analysis import Frame, datasets, frame
 from .claims import check_claims
 from .compare import compare
@@ -25,7 +27,8 @@ from .units import times
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_OUTPUT = Path("reports") / "fmtbench-report.html"
 CSV_FIELDS = ("case", "format", "dataset", "digest", "workload", "metric", "cache", "median", "q1", "q3",
-              "ci_low", "ci_high", "n", "unit", "better", "config", "extra", "run_id", "source")
+              "ci_low", "ci_high", "n", "unit", "better", "config", "extra", "run_id", "source",
+              "host", "code")  # who measured each row: the machine and the fmtbench (provenance.code_id)
 
 
 @dataclass
@@ -40,13 +43,15 @@ class Written:
 
 
 def context(results: Results, dataset: str | None = None, argv: list[str] | None = None,
-            weights: dict[str, float] | None = None) -> dict[str, Any]:
+            weights: dict[str, float] | None = None, margin: float = MARGIN) -> dict[str, Any]:
     """Everything the template shows, computed from the results (and a comparison when two stores are given)."""
     fr = frame(results, dataset)
+    fr.margin = margin
     others = [f"{n} ({(d or '')[:12]})" for n, d in datasets(results) if (n, d) != (fr.dataset, fr.digest)]
     cmp = None
     if len(results.sources) == 2:
         old, new = (frame(load([s]), fr.dataset) for s in results.sources)
+        old.margin = new.margin = margin
         cmp = compare(old, new, results.sources[0], results.sources[1])
     prov = sections.provenance(results)
     cc = next((p["chunk_cache"] for p in reversed(prov) if p["chunk_cache"]), None)
@@ -63,8 +68,10 @@ def context(results: Results, dataset: str | None = None, argv: list[str] | None
         "comparison": panels.comparison(cmp), "problems": sections.problems(fr), "provenance": prov,
         "hosts": sections.hosts(fr),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(argv) if argv else None, "frame": fr,
+        "command": " ".join(argv) if argv else None, "frame": fr, "margin": margin,
+        "settle": settling.summary(fr),
     }
+    settling.annotate(ctx["recommendations"], fr)
     ctx["cards"] = cards.cards(fr, ctx["damage"], flagged)
     ctx["leads"] = leads.leads(fr, ctx)
     ctx["not_measured"] = leads.not_measured(fr, ctx["header"].get("rows"))
@@ -77,6 +84,7 @@ def method(results: Results, fr: Frame, machine_limits: dict[str, float]) -> dic
     executor = machine.get("executor") or {}
     cores = machine.get("usable_cores") or machine.get("logical_cores") or os.cpu_count() or 1
     return {"executor": executor, "rounds": trust.rounds_of(fr), "limits": machine_limits,
+            "settled": settling.summary(fr), "precision": precision.section(fr),
             "flags": trust.flags(fr, machine_limits), "busy": trust.busy_units(fr, cores), "cores": cores,
             "busy_share": trust.BUSY_SHARE}
 
@@ -122,14 +130,14 @@ def export(fr: Frame, ctx: dict[str, Any], csv_path: Path, json_path: Path) -> N
 
 def write_report(paths: list[str | os.PathLike[str]], output: str | os.PathLike[str] = DEFAULT_OUTPUT,
                  dataset: str | None = None, argv: list[str] | None = None,
-                 weights: dict[str, float] | None = None) -> Written:
+                 weights: dict[str, float] | None = None, margin: float = MARGIN) -> Written:
     """Load the stores, render the page to `output` and the CSV/JSON exports beside it."""
     t0 = time.perf_counter()
     if Path(output).suffix.lower() in (".csv", ".json"):
         raise FmtbenchError(f"report output {output} would be overwritten by its own {Path(output).suffix} "
                             f"export; name the page with .html (the .csv and .json go beside it)")
     results = load(list(paths))
-    ctx = context(results, dataset, argv, weights)
+    ctx = context(results, dataset, argv, weights, margin)
     html = render_html(ctx)
     out = Path(output)
     with atomic_path(out) as tmp:  # a reader never sees half a page

@@ -7,7 +7,7 @@ from typing import Any
 from fmtbench.metrics import METRICS
 
 from . import svg
-from .analysis import Frame, best_per_column, case_sort_key, pareto_front
+from .analysis import Frame, best_per_column, case_sort_key, pareto_front, spread_label
 from .load import BASELINE, Results
 from .units import label, scale_for
 
@@ -73,8 +73,8 @@ def table(frame: Frame, flagged: set = frozenset()) -> dict[str, Any]:
             sc = col["scale"]
             spread = f"IQR {sc.text(row.q3 - row.q1)}" if row.n > 1 and row.q1 is not None else ""
             title = (f"{case} · {col['label']} ({col['cache']}): median {sc.text(row.median, True)}; "
-                     f"IQR {sc.text(row.q1)}–{sc.text(row.q3)}; 95% CI {sc.text(row.ci_low)}–"
-                     f"{sc.text(row.ci_high)}; n={row.n}")
+                     f"IQR {sc.text(row.q1)}–{sc.text(row.q3)}; {spread_label(row)} {sc.text(row.ci_low)}–"
+                     f"{sc.text(row.ci_high)}")
             suspect = (case, col["metric"], col["cache"]) in flagged
             if suspect:
                 title += " · FLAGGED: past what this machine can do (see 'How these numbers were taken')"

@@ -18,7 +18,7 @@ _CHAR_W = 6.3  # approximate width of one 11px sans-serif character
 _LABEL_W = 6.7  # width of one character of an 11px monospace point label
 MIN_TICKS = 4  # labelled ticks an axis shows across where its data sits
 MAX_ROWS = 40  # rows one bar chart draws; more become small multiples
-WIDE = 0.2  # a heat-map cell whose 95% interval is wider than this share of its median is marked
+WIDE = 0.2  # a heat-map cell whose median's interval is wider than this share of its median is marked
 LOG = " · log scale"
 
 
@@ -215,7 +215,7 @@ def _shade(f: float) -> tuple[str, str]:
 @dataclass
 class Cell:
     """One heat-map cell: its value (for the colour), text, spread for the tooltip, and whether
-    its 95% interval is wide (more than WIDE of the median): then it gets a corner mark."""
+    its median's interval is wide (more than WIDE of the median): then it gets a corner mark."""
 
     value: float
     text: str
@@ -260,7 +260,7 @@ def heatmap(rows: list[str], cols: list[str], cells: dict[tuple[str, str], Cell]
                 f'better; log colour scale)</text>')
     if spread:
         body.append(f'<path d="M4,{H - 16} h9 v9 z" fill="{INK}"/><text x="18" y="{H - 8}" class="hint">'
-                    f'95% interval wider than {WIDE:.0%} of the median; hover a cell for its spread</text>')
+                    f'interval of the median wider than {WIDE:.0%} of the median; hover a cell for its spread</text>')
     return figure(W, H, title, body)
 
 

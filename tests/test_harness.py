@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import time
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,30 @@ def test_harness_overhead_reports_both_figures():
 def test_files_lists_plain_paths_as_given(tmp_path):
     assert list(cache.files(str(tmp_path / "x"))) == [tmp_path / "x"]
     assert list(cache.files([tmp_path / "a", os.fspath(tmp_path / "b")])) == [tmp_path / "a", tmp_path / "b"]
+
+
+def test_calibration_repeats_a_short_call_until_a_value_lasts_min_time():
+    events: list[str] = []
+
+    def fn():
+        events.append("call")
+        time.sleep(0.002)
+
+    m = harness.measure(fn, repeats=3, warmup=1, before_each=lambda: events.append("hook"), min_time=0.03)
+    assert 10 <= m.loops <= 16  # ~2-3 ms a call: the fewest calls that reach 30 ms
+    assert events == ["hook", "call"] * (1 + 3 * m.loops)  # every call after its own hook: cold stays cold
+    assert all(0.002 <= v < 0.03 for v in m.seconds.values)  # a value is the mean per call
+    assert [len(o) for o in m.outputs] == [m.loops] * 3 and len(m.results) == 3
+
+
+def test_calibration_extends_the_first_repeat_when_the_warmup_misled_it():
+    durations = iter([0.05] + [0.004] * 1000)  # a slow first call (warm-up), then fast ones
+    m = harness.measure(lambda: next(durations), repeats=2, warmup=1, min_time=0.02, timed=float)
+    assert m.loops == 5 and m.seconds.values == [pytest.approx(0.004)] * 2
+
+
+def test_calibration_counts_only_what_the_call_says_it_timed():
+    m = harness.measure(lambda: 0.001, repeats=1, warmup=1, min_time=0.01, timed=float)
+    assert m.loops == 10 and m.seconds.values == [pytest.approx(0.001)]
+    assert harness.loops_for(None, 0.1) == 1 and harness.loops_for(0.5, 0.1) == 1
+    assert harness.loops_for(1e-9, 0.1) == harness.MAX_LOOPS

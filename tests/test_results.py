@@ -50,7 +50,8 @@ def test_round_trip_and_schema_fields(tmp_path):
     fail = again.records("failure")[0]
     assert fail["error"] == {"type": "ValueError", "message": "boom"}
     assert "raise ValueError" in fail["traceback"]
-    assert again.done_keys() == {("hdf5/chunk64", "mnist", "scan", "cold", 0)}
+    assert again.done_keys() == {("hdf5/chunk64", "mnist", None, "scan", "cold", 0)}
+    assert all(r["code"] == provenance.code_id() for r in recs)  # every record names its code
     for line in (tmp_path / "runs" / FILENAME).read_text().splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
 
@@ -80,10 +81,10 @@ def test_truncated_last_line_is_skipped_then_cut_before_next_append(tmp_path):
         fh.write('{"schema": 1, "kind": "done", "case": "cs')  # a write cut short by a kill
     reader = ResultStore(tmp_path)
     with pytest.warns(UserWarning, match="torn"):
-        assert reader.done_keys() == {("npy", "mnist", "scan", "warm", 0)}
+        assert reader.done_keys() == {("npy", "mnist", None, "scan", "warm", 0)}
     with pytest.warns(UserWarning, match="torn"):
         reader.mark_done("csv", "mnist", "scan", "warm")
-    assert reader.done_keys() == {("npy", "mnist", "scan", "warm", 0), ("csv", "mnist", "scan", "warm", 0)}
+    assert reader.done_keys() == {("npy", "mnist", None, "scan", "warm", 0), ("csv", "mnist", None, "scan", "warm", 0)}
 
 
 def test_corrupt_middle_line_is_an_error(tmp_path):
@@ -124,7 +125,7 @@ def test_sigkill_keeps_every_record_appended_before_it(tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL and acknowledged == 49
     done = ResultStore(tmp_path).done_keys()
-    assert {(f"case{i}", "mnist", "scan", "warm", 0) for i in range(acknowledged + 1)} <= done
+    assert {(f"case{i}", "mnist", None, "scan", "warm", 0) for i in range(acknowledged + 1)} <= done
 
 
 def test_provenance_keys_and_hdf5_version(tmp_path):

@@ -148,8 +148,8 @@ def test_a_failing_case_is_recorded_and_the_run_goes_on(tmp_path):
     assert len(store.done_keys()) == 2 * len(plan.cases) * profile.rounds
 
 
-@pytest.mark.parametrize("cache", ["warm", "cold"])
-def test_every_timed_repeat_starts_with_empty_library_caches(tmp_path, monkeypatch, cache):
+@pytest.mark.parametrize("cache, min_time", [("warm", 0.0), ("cold", 0.0), ("warm", 0.05), ("cold", 0.05)])
+def test_every_timed_repeat_starts_with_empty_library_caches(tmp_path, monkeypatch, cache, min_time):
     """A 64 MiB chunk cache holds this whole file: a repeat must not read what the last decoded."""
     from fmtbench.formats import get_case
     from fmtbench.formats.hdf5 import HDF5Reader
@@ -170,11 +170,15 @@ def test_every_timed_repeat_starts_with_empty_library_caches(tmp_path, monkeypat
     ds = Dataset("synthetic", make_split(300), make_split(50, seed=1), "test data")
     profile = get_profile("quick")
     plan = Plan([get_case("hdf5/chunk64-gzip4-cache64m")], ("scan",), (cache,))
-    profile = dataclasses.replace(profile, rounds=1)
-    Runner(ds, profile, ResultStore(tmp_path), tmp_path / "data", executor=InlineExecutor()).run(plan)
-    # warm: one more drop when the unit puts the file into its warm state, before the warm-up
+    profile = dataclasses.replace(profile, rounds=1, min_time=min_time)
+    store = ResultStore(tmp_path)
+    Runner(ds, profile, store, tmp_path / "data", executor=InlineExecutor()).run(plan)
+    loops = store.records("measurement")[0]["extra"]["loops"][0]
+    assert (loops > 1) == (min_time > 0)  # a 300-sample scan lasts far less than 50 ms: calibrated
+    # warm: one more drop when the unit puts the file into its warm state, before the warm-up;
+    # a calibrated value calls the scan `loops` times, each after its own drop (and eviction)
     lead = ["drop"] if cache == "warm" else []
-    assert events == lead + ["drop", "scan"] * (profile.warmup + profile.repeats)
+    assert events == lead + ["drop", "scan"] * (profile.warmup + profile.repeats * loops)
 
 
 def test_a_second_run_into_a_store_in_use_is_refused_naming_the_holder(tmp_path):

@@ -26,7 +26,7 @@ from fmtbench.stats import summarize
 from conftest import make_split
 
 pytestmark = pytest.mark.slow
-ROUNDS = 5  # 5 vs 5 values: disjoint 95% intervals by chance 0.8% of the time
+ROUNDS = 5  # 5 vs 5 values: disjoint ranges by chance 0.8%, a flagged comparison 3.2% of the time
 # A disagreement is measured again from scratch before it fails the test: one by chance repeats
 # with about the square of its probability, an order or process effect repeats every time. Seen
 # here: a full test run on this 2-core machine failed a single attempt about once in seven.
@@ -36,7 +36,7 @@ ATTEMPTS = 2
 def test_a_scan_figure_does_not_depend_on_a_training_unit_before_it(tmp_path):
     """In one long process a scan after a training unit ran 2.5x faster (npy) or 10x slower; in
     fresh workers the scans that follow a training unit and those that follow another scan must
-    have overlapping 95% intervals (the rule every pick and comparison uses)."""
+    have overlapping ranges of 5 rounds (apart by chance 0.8% of the time)."""
     ds = Dataset("synthetic", make_split(20_000), make_split(500, seed=1), "stability test data")
     profile = dataclasses.replace(get_profile("quick"), rounds=1, repeats=3, train_steps=20)
     runner = Runner(ds, profile, ResultStore(tmp_path), tmp_path / "data", executor=LocalExecutor())
@@ -51,7 +51,7 @@ def test_a_scan_figure_does_not_depend_on_a_training_unit_before_it(tmp_path):
 
 def _scans_after(runner: Runner) -> list[str]:
     """npy and hdf5 scan rates after a training unit and after a scan unit; the cases whose
-    95% intervals do not overlap."""
+    ranges do not overlap."""
     after = {"train": {"npy": [], "hdf5": []}, "scan": {"npy": [], "hdf5": []}}
     for rnd in range(ROUNDS):
         for before in ("train", "scan"):

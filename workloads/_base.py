@@ -27,6 +27,7 @@ def resources(m: Any) -> dict[str, Any]:
         "peak_rss_above_start_bytes": m.peak_rss_bytes,
         "read_bytes": m.read_bytes,
         "residency_before": m.residency,
+        "loops": [m.loops],  # calls per value (harness calibration), one entry per round once merged
     }
 
 

@@ -20,22 +20,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fmtbench.workloads.train import batch_size_for, build_model, configure_tf, tf_scale
 
 DEFAULT_BUFFER = 10_000  # samples in the shuffle buffer (about 8 MB of MNIST)
+QUALITY_STEPS = 60  # batches whose order the shuffle-quality scores read (7,680 MNIST samples at 128)
 
 
 def native_pipeline(case: Any, path: str | Path, *, model: str = "mlp",
                     batch_size: int | None = None, steps: int = 100, seed: int = 0,
-                    shuffle_buffer: int = DEFAULT_BUFFER, threads: int | None = None) -> dict[str, Any]:
+                    shuffle_buffer: int = DEFAULT_BUFFER, threads: int | None = None,
+                    truth: Any | None = None) -> dict[str, Any]:
     """Train `steps` steps from `case`'s streaming pipeline over `path`; samples/s and what ran.
 
     ``samples_per_s`` is the steady rate after the first step; ``first_step_s`` (pipeline
-    start-up, shuffle-buffer fill, the first step) is reported apart.
+    start-up, shuffle-buffer fill, the first step) is reported apart. With `truth` (the split
+    the file holds), ``shuffle`` scores the order the same pipeline delivers (`delivered`).
     """
     bs = _check(model, batch_size, steps)
     configure_tf(seed, threads)
-    return _fit(case.native_dataset(Path(path), bs, shuffle_buffer, seed), model, bs, steps, seed, shuffle_buffer)
+    out = _fit(case.native_dataset(Path(path), bs, shuffle_buffer, seed), model, bs, steps, seed, shuffle_buffer)
+    if truth is not None:
+        out["shuffle"] = delivered(case.native_dataset(Path(path), bs, shuffle_buffer, seed), min(steps, QUALITY_STEPS),
+                                   truth, seed)
+    return out
 
 
 def native_in_memory(split: Any, *, model: str = "mlp", batch_size: int | None = None, steps: int = 100,
@@ -48,10 +57,32 @@ def native_in_memory(split: Any, *, model: str = "mlp", batch_size: int | None =
 
     bs = _check(model, batch_size, steps)
     configure_tf(seed, threads)
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).repeat()
-    ds = ds.shuffle(shuffle_buffer, seed=seed).batch(bs, drop_remainder=True)
-    native = Native(ds, tuple(split.image_shape), "from_tensor_slices(arrays) + shuffle buffer", lambda: None)
-    return _fit(native, model, bs, steps, seed, shuffle_buffer)
+
+    def make() -> Native:
+        ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).repeat()
+        ds = ds.shuffle(shuffle_buffer, seed=seed).batch(bs, drop_remainder=True)
+        return Native(ds, tuple(split.image_shape), "from_tensor_slices(arrays) + shuffle buffer", lambda: None)
+
+    out = _fit(make(), model, bs, steps, seed, shuffle_buffer)
+    out["shuffle"] = delivered(make(), min(steps, QUALITY_STEPS), split, seed)
+    return out
+
+
+def delivered(native: Any, steps: int, truth: Any, seed: int) -> dict[str, Any]:
+    """How shuffled the first `steps` batches of `native` are (`fmtbench.workloads.shuffle`),
+    read untimed after the timed pass: the same pipeline and seed, so the same kind of order
+    (the first `QUALITY_STEPS` batches: the shuffle buffer's start, where a stream is least mixed,
+    weighs in as it does in a short epoch)."""
+    from fmtbench.workloads.shuffle import quality
+
+    try:
+        images, labels = [], []
+        for x, y in native.dataset.take(steps):
+            images.append(x.numpy())
+            labels.append(y.numpy())
+    finally:
+        native.close()
+    return quality(np.concatenate(images), np.concatenate(labels), truth.images, truth.labels, seed)
 
 
 def _check(model: str, batch_size: int | None, steps: int) -> int:

@@ -72,19 +72,20 @@ def run_random(reader: Reader, profile: Profile, seed: int, before_each: Hook = 
     """Latency percentiles of single reads, and samples/s of sorted and unsorted random batches."""
     n = len(reader)
     singles = checked_singles(reader, single_indices(n, profile.random_singles, seed))
-    m = measure(lambda: _latencies(reader, singles), repeats=profile.repeats,
-                warmup=profile.warmup, before_each=before_each, files=reader.path)
-    per_repeat = [percentiles(lat, tuple(_PCTS.values())) for lat in m.results]
+    m = measure(lambda: _latencies(reader, singles), repeats=profile.repeats, warmup=profile.warmup,
+                before_each=before_each, files=reader.path, min_time=profile.min_time, timed=sum)
+    # every read of a repeat's calls: a value lasts min_time, the percentiles stand on all of it
+    per_repeat = [percentiles(np.concatenate(outs), tuple(_PCTS.values())) for outs in m.outputs]
     extra = {"k": len(singles), **resources(m)}
     obs = [Observation(name, [p[pct] for p in per_repeat], extra) for name, pct in _PCTS.items()]
 
     unsorted = checked(reader, batch_indices(n, profile.random_batches, profile.random_batch_size, seed))
     for name, batches in (("batch_unsorted_samples_per_s", unsorted),
                           ("batch_sorted_samples_per_s", [np.sort(b) for b in unsorted])):
-        m = measure(lambda: _batches(reader, batches), repeats=profile.repeats,
-                    warmup=profile.warmup, before_each=before_each, files=reader.path)
+        m = measure(lambda: _batches(reader, batches), repeats=profile.repeats, warmup=profile.warmup,
+                    before_each=before_each, files=reader.path, min_time=profile.min_time, timed=float)
         total = sum(len(b) for b in batches)
-        obs.append(Observation(name, [total / s for s in m.results],
+        obs.append(Observation(name, [total / s for s in m.seconds.values],
                                {"batches": len(batches), "batch_size": profile.random_batch_size,
                                 **resources(m)}))
     return obs

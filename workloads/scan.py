@@ -19,7 +19,7 @@ def _full_pass(reader: Reader, batch_size: int) -> tuple[int, int]:
 def run_scan(reader: Reader, profile: Profile, before_each: Hook = None) -> list[Observation]:
     """Time `profile.repeats` full passes over an open reader."""
     m = measure(lambda: _full_pass(reader, profile.scan_batch), repeats=profile.repeats,
-                warmup=profile.warmup, before_each=before_each, files=reader.path)
+                warmup=profile.warmup, before_each=before_each, files=reader.path, min_time=profile.min_time)
     samples, nbytes = m.results[0]
     secs = m.seconds.values
     extra = {"batch_size": profile.scan_batch, **resources(m)}

@@ -14,10 +14,11 @@ from ._base import Observation
 def run_write(case: Adapter, split: Split, path: Path, profile: Profile) -> list[Observation]:
     """Write `split` to `path` `profile.repeats` times (each atomic, each replacing the last)."""
     import_libraries(case.name)
-    m = measure(lambda: case.write(split, path), repeats=profile.write_repeats, warmup=0)
+    m = measure(lambda: case.write(split, path), repeats=profile.write_repeats, warmup=0,
+                min_time=profile.min_time)
     info = m.results[-1]
     return [
-        Observation("write_s", m.seconds.values, {"rows": info.rows}),
+        Observation("write_s", m.seconds.values, {"rows": info.rows, "loops": [m.loops]}),
         Observation("file_bytes", [info.nbytes]),
         Observation("compression_ratio", [split.nbytes / info.nbytes], {"raw_bytes": split.nbytes}),
         Observation("write_peak_rss_bytes", [m.peak_rss_bytes]),
