@@ -34,6 +34,12 @@ class Profile:
     # calibration (fmtbench.harness.measure): every timed value of write, scan and random lasts
     # at least this many seconds (a millisecond call is repeated, its mean per call the value)
     min_time: float = 0.0
+    # the same for write units: a write ends in fsync, whose latency swings with the disk (an npy
+    # write measured 61-154 ms across rounds), so a write value lasts longer
+    write_min_time: float = 0.0
+    # training units (train, native and their baselines) run pinned to this many CPUs (None: all);
+    # see fmtbench.worker._pin for why
+    train_cpus: int | None = 1
     # settling (fmtbench.settle): after the planned rounds, extra rounds of the units behind
     # undecided picks within this share of the planned rounds' time (0: none); --settle-budget
     settle_budget: float = 0.2
@@ -76,15 +82,16 @@ PROFILES = {
                        write_repeats=1, warmup=1, scan_batch=1024, random_singles=200, random_batches=10,
                        random_batch_size=64, train_model="mlp", train_epochs=3, train_steps=40, train_batch=128,
                        native_steps=200, train_warmup_epochs=1, readers_counts=(1, 2, 4), min_time=0.1,
+                       write_min_time=0.5,
                        workloads=("write", "scan", "random", "train", "native", "readers")),
     "grid": Profile("grid", n=None, full_grid=True, caches=("warm",), rounds=3, repeats=1, write_repeats=1,
                     warmup=1, scan_batch=1024, random_singles=200, random_batches=10, random_batch_size=64,
                     train_model="mlp", train_epochs=3, train_steps=40, train_batch=128, native_steps=200,
-                    train_warmup_epochs=1, min_time=0.1),
+                    train_warmup_epochs=1, min_time=0.1, write_min_time=0.5),
     "full": Profile("full", n=None, full_grid=True, caches=("warm", "cold"), rounds=7, repeats=3, write_repeats=1, warmup=1,
                     scan_batch=1024, random_singles=2000, random_batches=50, random_batch_size=64,
                     train_model="mlp", train_epochs=2, train_steps=None, train_batch=128, native_steps=400,
-                    train_warmup_epochs=1, min_time=0.1,
+                    train_warmup_epochs=1, min_time=0.1, write_min_time=0.5,
                     sizes=(10_000, 100_000, 1_000_000), readers_window_s=1.0,
                     checkpoint_grid="all",
                     workloads=("write", "scan", "random", "train", "native", "readers", "checkpoint")),
@@ -96,7 +103,7 @@ PROFILES = {
 FIGURE_FIELDS = ("repeats", "write_repeats", "warmup", "scan_batch", "random_singles", "random_batches",
                  "random_batch_size", "train_model", "train_epochs", "train_steps", "train_batch",
                  "native_steps", "train_warmup_epochs", "readers_counts", "readers_window_s",
-                 "readers_fork_count", "clients_counts", "min_time")
+                 "readers_fork_count", "clients_counts", "min_time", "write_min_time", "train_cpus")
 #: The fields that choose which units run, not how: more rounds, workloads, caches, cases or
 #: sizes is what a resumed run adds. `n` is in the dataset's digest, `name` in none of it.
 #: Every field is in one of the two lists (tests/test_resume_safety.py checks).

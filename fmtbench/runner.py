@@ -18,6 +18,7 @@ names its code and settings (`ResultStore.stamp`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import statistics
 import time
@@ -249,6 +250,10 @@ class Runner:
             self._stop_if_disk_full(out.error)
             if out.error is not None:
                 broken[task.unit.case] = out.error
+        if missing:
+            # Flush the new files' dirty pages now: written back during round 0 instead, they
+            # slowed its units (measured: shuffled-training figures 10-30% low in round 0 only).
+            os.sync()
         return broken
 
     def _store(self, unit: Unit, out: Outcome) -> None:

@@ -167,6 +167,9 @@ def judge(a: Row, b: Row, margin: float = MARGIN) -> Verdict:
     """The verdict of a against b from their rounds (`fmtbench.stats.verdict`): 'better' when a
     wins at the stated coverage, 'equivalent' within `margin`, 'worse', or 'undecided'."""
     m = METRICS[a.metric]
+    if a.rounds and b.rounds and a.host == b.host:  # one value per round: pairs where they share rounds
+        return verdict(dict(zip(a.rounds, a.values)), dict(zip(b.rounds, b.values)), m.better, margin,
+                       exact=m.exact)
     va = a.values or ([a.median] if a.median is not None else [])
     vb = b.values or ([b.median] if b.median is not None else [])
     return verdict(va, vb, m.better, margin, exact=m.exact)

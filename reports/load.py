@@ -44,6 +44,9 @@ class Row:
     values: list[float] = field(default_factory=list)
     #: the probability that [ci_low, ci_high] holds the true median (fmtbench.stats.median_ci_coverage)
     coverage: float | None = None
+    #: the round of each of `values` (None for a record written before rounds): verdicts pair
+    #: two figures' values of one round (`fmtbench.stats.paired_verdict`)
+    rounds: list[int | None] = field(default_factory=list)
     #: the fmtbench that measured it (fmtbench.provenance.code_id(); "unknown" before stores named it)
     code: str | None = None
 
@@ -190,14 +193,20 @@ def _merged(rounds: dict[Any, tuple[int, dict[str, Any]]], source: int) -> Row:
     """One row from a unit's per-round records (a legacy record without rounds stands alone)."""
     recs = [rec for _, (_, rec) in sorted(rounds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
     if len(recs) == 1:
-        return _row(recs[0], source)
-    values = [v for rec in recs for v in rec.get("values") or [] if v is not None]
-    if not values:
+        row = _row(recs[0], source)
+        row.rounds = [recs[0].get("round")] if len(row.values) == 1 else []
+        return row
+    pairs = [(rec.get("round"), v) for rec in recs for v in rec.get("values") or [] if v is not None]
+    if not pairs:
         return _row(recs[-1], source)
+    values = [v for _, v in pairs]
     s = summarize(values)
     rec = {**recs[-1], "values": values, "median": s.median, "q1": s.q1, "q3": s.q3, "ci_low": s.ci_low,
            "ci_high": s.ci_high, "n": s.n, "extra": merge_extra([r.get("extra") or {} for r in recs])}
-    return _row(rec, source)
+    row = _row(rec, source)
+    one_each = len({r for r, _ in pairs}) == len(pairs) and None not in {r for r, _ in pairs}
+    row.rounds = [r for r, _ in pairs] if one_each else []
+    return row
 
 
 def load(paths: list[str | os.PathLike[str]]) -> Results:

@@ -147,7 +147,16 @@ def test_a_reader_serving_a_wrong_order_is_caught(fault, splits, baseline, npy_p
 def test_native_pipeline_runs(native_case_id, splits, tmp_path):
     case, path = _written(native_case_id, splits[0], tmp_path)
     out = native_pipeline(case, path, model="mlp", batch_size=64, steps=12, seed=0)
-    assert out["samples_per_s"] > 0 and out["steps"] == 12 and out["order_identical"] is False
+    assert len(out["samples_per_s"]) == 4 and min(out["samples_per_s"]) > 0  # 11 steady steps in 4 segments
+    assert out["steps"] == 12 and out["order_identical"] is False
+
+
+def test_segment_rates_split_the_steady_steps_evenly():
+    from fmtbench.workloads.native import segment_rates
+
+    stamps = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0]  # 5 steps: 1 s each, then 2 s each
+    assert segment_rates(stamps, 10, segments=2) == [pytest.approx(10.0), pytest.approx(30 / 5)]
+    assert segment_rates(stamps[:2], 10) == [10.0]
 
 
 def test_a_format_brings_its_own_streaming_pipeline(splits, tmp_path):

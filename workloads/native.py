@@ -105,15 +105,28 @@ def _fit(native: Any, model: str, bs: int, steps: int, seed: int, shuffle_buffer
                 callbacks=[_clock(stamps)])
     finally:
         native.close()
-    start, first_end, end = stamps[0], stamps[1], stamps[-1]
-    return {"samples_per_s": (steps - 1) * bs / (end - first_end), "first_step_s": first_end - start,
+    start, end = stamps[0], stamps[-1]
+    first_end = stamps[1]
+    return {"samples_per_s": segment_rates(stamps[1:], bs), "first_step_s": first_end - start,
             "seconds": end - start, "steps": steps, "batch_size": bs, "model": model, "seed": seed,
             "shuffle_buffer": shuffle_buffer, "pipeline": native.describe, "order_identical": False}
 
 
+SEGMENTS = 4  # the steady steps are timed as this many equal segments: a round's value is their median
+
+
+def segment_rates(stamps: list[float], batch_size: int, segments: int = SEGMENTS) -> list[float]:
+    """Samples/s of each of `segments` equal runs of steps between step-begin `stamps` (the last
+    is the pass's end): a stall in one segment (a buffer refill) moves one value, not the median."""
+    steps = len(stamps) - 1
+    k = max(1, min(segments, steps))
+    cuts = [round(i * steps / k) for i in range(k + 1)]
+    return [(cuts[i + 1] - cuts[i]) * batch_size / (stamps[cuts[i + 1]] - stamps[cuts[i]]) for i in range(k)]
+
+
 def _clock(stamps: list[float]) -> Any:
-    """A callback that appends the epoch start, the start of step 1 (the first step's end) and
-    the epoch end to `stamps`."""
+    """A callback that appends the epoch start, the start of every step after the first (the
+    first step's end is step 1's start) and the epoch end to `stamps`."""
     import keras
 
     class Clock(keras.callbacks.Callback):
@@ -121,7 +134,7 @@ def _clock(stamps: list[float]) -> Any:
             stamps.append(time.perf_counter())
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            if batch == 1:
+            if batch >= 1:
                 stamps.append(time.perf_counter())
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:

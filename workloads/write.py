@@ -15,7 +15,7 @@ def run_write(case: Adapter, split: Split, path: Path, profile: Profile) -> list
     """Write `split` to `path` `profile.repeats` times (each atomic, each replacing the last)."""
     import_libraries(case.name)
     m = measure(lambda: case.write(split, path), repeats=profile.write_repeats, warmup=0,
-                min_time=profile.min_time)
+                min_time=profile.write_min_time)
     info = m.results[-1]
     return [
         Observation("write_s", m.seconds.values, {"rows": info.rows, "loops": [m.loops]}),
