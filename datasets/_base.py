@@ -90,3 +90,36 @@ class Dataset:
         for s in (self.train, self.test):
             h.update(s.digest.encode())
         return h.hexdigest()
+
+
+#: a run holds a dataset's arrays at least twice at once (the runner's copy and a worker's)
+COPIES = 2
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (what can be allocated without swapping), else None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:,.1f} {unit}" if unit != "B" else f"{nbytes:,.0f} B"
+        nbytes /= 1024
+    return ""
+
+
+def fits(nbytes: int, what: str) -> None:
+    """Refuse, before anything is allocated, a dataset whose arrays (`nbytes`, held `COPIES`
+    times by a run) cannot fit in this machine's available memory: a ValueError with the numbers."""
+    available = _available_bytes()
+    if available is not None and nbytes * COPIES > available:
+        raise ValueError(f"{what} needs {_size(nbytes)} for its arrays ({COPIES}x that while a worker holds a "
+                         f"copy); this machine has {_size(available)} available: choose a smaller --n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Dataset, Split
+from ._base import Dataset, Split, fits
 
 NAME = "synthetic"
 CLASSES = 10
@@ -75,6 +75,7 @@ def load(*, n: int = 60000, n_test: int | None = None, seed: int = 0,
     holds_bytes = np.issubdtype(dtype_, np.integer) and np.iinfo(dtype_).max >= 255
     if not (holds_bytes or np.issubdtype(dtype_, np.floating)):
         raise ValueError(f"synthetic dtype must be a float or an integer type that holds 0-255, got {dtype_}")
+    fits((n + n_test) * (int(np.prod(shape)) * dtype_.itemsize + 8), f"synthetic n={n:,} (+{n_test:,} test) of {shape}")
     templates = _templates(seed, shape)
     train = _split("train", n, np.random.default_rng([seed, 0]), templates, shape, dtype_)
     test = _split("test", n_test, np.random.default_rng([seed, 1]), templates, shape, dtype_)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fmtbench.atomic import atomic_path
-from fmtbench.errors import FmtbenchError
+from fmtbench.errors import FmtbenchError, RunIncomplete
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def benchmark(images: np.ndarray | None = None, labels: np.ndarray | None = None
     with contextlib.redirect_stdout(out):  # the run prints its summary table: returned, not printed
         try:
             main.main(args=args, standalone_mode=False)
+        except RunIncomplete as exc:  # measured and reported, some unit-rounds failed: say so, return it
+            warnings.warn(str(exc), stacklevel=2)
         except SystemExit as exc:  # click's own usage errors
             if exc.code:
                 raise FmtbenchError(f"fmtbench run {' '.join(args[1:])}: exit {exc.code}") from None

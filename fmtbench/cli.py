@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from fmtbench.errors import FmtbenchError, FormatError
+from fmtbench.errors import FmtbenchError, FormatError, RunIncomplete
 from fmtbench.profiles import PROFILES
 
 DEFAULT_DATASET = "auto"
@@ -74,9 +74,10 @@ def main() -> None:
 def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool, matrix: bool) -> None:
     """List the registered cases (optionally matching PATTERNS such as 'hdf5/*gzip*'), with
     the damage each is sure to detect on read."""
-    from fmtbench.formats import DAMAGE, cases, missing_dependency, origin
+    from fmtbench.formats import DAMAGE, broken, cases, formats, missing_dependency, origin
 
     found = cases(patterns or None, full=not representative)
+    unloadable = {name: why for name in formats() if (why := broken(name))}
     if matrix:
         click.echo(detection_matrix(found))
         return
@@ -87,6 +88,8 @@ def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool, ma
              "detects": {kind: c.detection(kind).label for kind in DAMAGE},
              "detected_by": {kind: c.detection(kind).by for kind in DAMAGE}} for c in found]
     if as_json:
+        rows += [{"case": None, "format": name, "origin": origin(name), "missing": why}
+                 for name, why in unloadable.items() if not patterns]
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     width = max(len(r["case"]) for r in rows)
@@ -104,6 +107,8 @@ def cases_cmd(patterns: tuple[str, ...], representative: bool, as_json: bool, ma
     click.echo(f"\n{len(rows)} cases: " + ", ".join(f"{k} {v}" for k, v in per_format.items())
                + "\nrandom: native = the library seeks by itself; index = fmtbench builds a record index on open",
                err=True)
+    for name, why in unloadable.items():
+        click.echo(f"unavailable: {why}", err=True)
 
 
 def detection_matrix(found) -> str:
@@ -308,6 +313,9 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--margin", type=click.FloatRange(min=0.1, max=50), default=5.0, show_default=True, metavar="PERCENT",
               help="Equivalence margin of every verdict: two figures within this many percent of each other "
                    "(at the interval's coverage) are 'equivalent' (docs/statistics.md).")
+@click.option("--unit-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Kill a unit still running after this long and store it as a failure; the run goes on "
+                   "(default: the profile's, 600 s; full: 3600 s).")
 @click.option("--settle-budget", type=click.FloatRange(min=0), default=None, metavar="SHARE",
               help="After the planned rounds, extra rounds of the units behind undecided picks, until each is "
                    "decided or this share of the planned rounds' time is spent (default: the profile's, 0.2; "
@@ -317,7 +325,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
             rounds: int | None, repeats: int | None, executor_name: str, cluster: str | None,
             data_root: str | None, clients: str | None, seed: int, model: str | None,
             train_steps: int | None, report_path: str, no_report: bool, margin: float,
-            settle_budget: float | None) -> None:
+            settle_budget: float | None, unit_timeout: float | None) -> None:
     """Measure write, scan, random access and training for every chosen case, then report.
 
     Results are appended to RESULTS/results.jsonl as each unit finishes; --resume continues
@@ -348,6 +356,8 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
         profile = dataclasses.replace(profile, train_steps=train_steps)
     if settle_budget is not None:
         profile = dataclasses.replace(profile, settle_budget=settle_budget)
+    if unit_timeout is not None:
+        profile = dataclasses.replace(profile, unit_timeout_s=unit_timeout)
     caches = profile.caches
     chosen_workloads = check_workloads([w.strip() for w in workloads.split(",") if w.strip()]
                                        if workloads is not None else profile.workloads)
@@ -370,6 +380,13 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
               cases(None, full=profile.full_grid) if not ck_patterns else [])
     checkpoints = (checkpoint_cases(ck_patterns, profile) if "checkpoint" in chosen_workloads
                    and (ck_patterns or not fmt_patterns) else [])
+    if "checkpoint" in chosen_workloads and not checkpoints:
+        click.echo("note: -w checkpoint has nothing to do: its cases are Keras models, not formats; choose them "
+                   "with -c 'checkpoint/mlp/*' (or -c 'checkpoint/*'), or name no case", err=True)
+    idle = [w for w in chosen_workloads if w != "checkpoint"]
+    if idle and not chosen:
+        click.echo(f"note: -w {','.join(idle)} has nothing to do: no format case is chosen (only checkpoint "
+                   f"cases); add format cases with -c (e.g. -c npy/ -c 'hdf5/*')", err=True)
     store = ResultStore(results_dir)  # fails now, before any work, if the folder is unwritable
     store.claim()  # and if another run is writing it
     if resume:
@@ -399,7 +416,7 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
             raise FmtbenchError(f"--clients {clients}: the cluster has {k} workers with the resource unit=1, "
                                 f"one per client: start more, or ask for fewer")
     else:
-        executor = EXECUTORS[executor_name]()
+        executor = EXECUTORS[executor_name](**({"timeout_s": profile.unit_timeout_s} if executor_name == "local" else {}))
     machine["executor"] = executor.describe()
     machine["limits"] = measure_limits(executor, profile, data_root, seed)
     store.start_run(machine, argv=sys.argv, profile=profile.as_dict(), dataset=ds.name,
@@ -465,6 +482,10 @@ def run_cmd(dataset: str, dataset_path: str | None, n: int | None, case_patterns
             raise FmtbenchError(f"{exc}\nThe measurements are saved: render them with "
                                 f"`fmtbench report {store.folder} -o OTHER.html`") from exc
         click.echo(f"report:  {done.html} ({done.html_bytes / 1024:.0f} KiB)", err=True)
+    mine = [r for r in store.records() if r.get("run_id") == store.run_id]
+    failed = sum(r["kind"] == "failure" for r in mine)
+    if failed:
+        raise RunIncomplete(failed, sum(r["kind"] == "done" for r in mine), str(store.path))
 
 
 def _settle(runner, store, dataset: str, margin: float, budget_s: float, bar) -> None:
@@ -576,6 +597,9 @@ def run() -> None:
     except FormatError as exc:
         click.echo(f"error: corrupt or unreadable file: {exc}", err=True)
         sys.exit(2)
+    except RunIncomplete as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.EXIT_CODE)
     except FmtbenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

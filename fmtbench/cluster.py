@@ -121,7 +121,7 @@ def _undo_nanny_environment(worker: Any = None) -> None:
             del os.environ[key]
 
 
-def _executor(rnd: int, run: str | None = None) -> LocalExecutor:
+def _executor(rnd: int, run: str | None = None, profile: object | None = None) -> LocalExecutor:
     """This worker's LocalExecutor, with a new zygote whenever the round (or the client's run) changes."""
     import multiprocessing
 
@@ -132,6 +132,8 @@ def _executor(rnd: int, run: str | None = None) -> LocalExecutor:
     if _worker["executor"] is None:
         _undo_nanny_environment()
         _worker["executor"] = LocalExecutor()
+    # the time limit travels with each task's profile (--unit-timeout)
+    _worker["executor"].timeout_s = getattr(profile, "unit_timeout_s", None) if profile is not None else None
     if _worker["round"] != (run, rnd):
         _worker["executor"].begin_round(rnd)
         _worker["round"] = (run, rnd)
@@ -146,7 +148,7 @@ def run_unit(task: Task, client_root: str | None = None, run: str | None = None)
         data = task.data and dataclasses.replace(task.data, folder=_local(task.data.folder, client_root))
         task = dataclasses.replace(task, data=data, path=_local(task.path, client_root),
                                    scratch=_local(task.scratch, client_root))
-        ex = _executor(task.unit.round, run)
+        ex = _executor(task.unit.round, run, task.profile)
         if data is not None:
             localize_dataset(data)
         reads_file = task.unit.workload not in ("write", "prepare", "limits")

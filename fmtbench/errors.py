@@ -67,3 +67,16 @@ class DiskFullError(FmtbenchError):
 
 class ReaderClosedError(FmtbenchError, ValueError):
     """A read or scan on a reader after its `close` (like Python's I/O on a closed file)."""
+
+
+class RunIncomplete(FmtbenchError):
+    """A run that finished, with its store and report written, in which some unit-rounds failed:
+    `fmtbench run` exits with `EXIT_CODE` (3), so a CI job can tell it from a run that measured
+    every planned unit-round (0) and from bad input (2)."""
+
+    EXIT_CODE = 3
+
+    def __init__(self, failed: int, planned: int, store: str):
+        self.failed, self.planned = failed, planned
+        super().__init__(f"{failed} of {planned} unit-rounds failed (their errors are in the report's "
+                         f"'Failures & skips' and in {store}); exit {self.EXIT_CODE}")

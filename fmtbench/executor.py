@@ -171,7 +171,8 @@ class LocalExecutor:
         try:
             if recv.poll(self.timeout_s):
                 return recv.recv()
-            reason = f"no result within {self.timeout_s} s" if proc.is_alive() else "worker exited"
+            reason = (f"no result within the unit time limit of {self.timeout_s:g} s (--unit-timeout): killed"
+                      if proc.is_alive() else "worker exited")
         except EOFError:
             reason = "worker exited"
         finally:

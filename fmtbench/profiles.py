@@ -43,6 +43,9 @@ class Profile:
     # settling (fmtbench.settle): after the planned rounds, extra rounds of the units behind
     # undecided picks within this share of the planned rounds' time (0: none); --settle-budget
     settle_budget: float = 0.2
+    # a unit (or a case file's preparation) still running after this many seconds is killed and
+    # stored as a failure naming the limit; the run goes on (--unit-timeout)
+    unit_timeout_s: float = 600.0
     sizes: tuple[int, ...] = ()  # synthetic scaling sizes (full profile)
     # the workloads `fmtbench run` measures when -w is not given
     workloads: tuple[str, ...] = ("write", "scan", "random", "train", "native")
@@ -93,7 +96,7 @@ PROFILES = {
                     train_model="mlp", train_epochs=2, train_steps=None, train_batch=128, native_steps=400,
                     train_warmup_epochs=1, min_time=0.1, write_min_time=0.5,
                     sizes=(10_000, 100_000, 1_000_000), readers_window_s=1.0,
-                    checkpoint_grid="all",
+                    checkpoint_grid="all", unit_timeout_s=3600.0,
                     workloads=("write", "scan", "random", "train", "native", "readers", "checkpoint")),
 }
 
@@ -108,7 +111,7 @@ FIGURE_FIELDS = ("repeats", "write_repeats", "warmup", "scan_batch", "random_sin
 #: sizes is what a resumed run adds. `n` is in the dataset's digest, `name` in none of it.
 #: Every field is in one of the two lists (tests/test_resume_safety.py checks).
 SELECTION_FIELDS = ("name", "n", "full_grid", "caches", "rounds", "sizes", "workloads",
-                    "checkpoint_models", "checkpoint_grid", "settle_budget")
+                    "checkpoint_models", "checkpoint_grid", "settle_budget", "unit_timeout_s")
 
 
 def figure_settings(profile: Profile | dict, seed: int) -> dict:

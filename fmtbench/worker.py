@@ -76,10 +76,36 @@ def _cache_state(reader: Reader | None, path: str, cache: str) -> tuple[Callable
     return drop, {"residency_after_warm": page_cache.warm([path])}
 
 
+SAMPLE = 64  # seeded samples every reading unit checks against the dataset before it is timed
+
+
+def check_content(reader: Reader, truth: Split, seed: int = 0) -> None:
+    """Refuse a reader whose bytes differ from the dataset (a plugin that flips a bit passes the
+    shape checks): `SAMPLE` seeded samples by `read` and the first batch of `scan` must equal the
+    dataset's, before anything is timed; else a FormatError names the first sample that differs."""
+    from fmtbench.errors import FormatError
+
+    n = len(truth)
+    idx = np.sort(np.random.default_rng([seed, 11]).choice(n, size=min(SAMPLE, n), replace=False))
+    images, labels = reader.read(idx)
+    first = next(iter(reader.scan(SAMPLE)), None)
+    for how, got, want in (("read", (images, labels), idx),
+                           ("scan", first, np.arange(0 if first is None else len(first[1])))):
+        if got is None:
+            continue
+        bad = [k for k, i in enumerate(want) if not (np.array_equal(got[0][k], truth.images[i])
+                                                     and got[1][k] == truth.labels[i])]
+        if bad:
+            raise FormatError(reader.path, f"{how} returned sample {int(want[bad[0]])} with other bytes than the "
+                                           f"dataset holds ({len(bad)} of {len(want)} checked differ): not measured")
+
+
 def _with_reader(task: Task, body: Callable[[Reader, Callable[[], object]], list[Observation]]) -> list[Observation]:
     t0 = time.perf_counter()
     with _open(task) as reader:
         open_s = time.perf_counter() - t0
+        if task.data is not None:
+            check_content(reader, load_split(task.data, "train"), task.seed)
         hook, state = _cache_state(reader, task.path, task.unit.cache)
         obs = body(reader, hook)
     for ob in obs:

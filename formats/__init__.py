@@ -34,7 +34,7 @@ __all__ = [
     "Adapter", "Reader", "WriteInfo", "Detection", "DAMAGE", "CHECKSUM_32", "Batch", "Split",
     "Option", "Choice", "Flag", "Size", "ENTRY_POINT_GROUP",
     "register", "unregister", "formats", "origin", "adapter_class", "get_case", "cases",
-    "missing_dependency", "library_errors", "import_libraries", "require",
+    "missing_dependency", "broken", "library_errors", "import_libraries", "require",
 ]
 
 ENTRY_POINT_GROUP = "fmtbench.formats"
@@ -148,15 +148,29 @@ def adapter_class(name: str) -> type[Adapter]:
     module, _, attr = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise FmtbenchError(f"format {name!r} ({origin(name)}): cannot load {target}: {exc}") from exc
+    except Exception as exc:  # a plugin's module may raise anything at import: it is that plugin's fault
+        raise FmtbenchError(f"format {name!r} ({origin(name)}): cannot load {target}: "
+                            f"{type(exc).__name__}: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, Adapter)) or cls.name != name:
         raise FmtbenchError(f"format {name!r} ({origin(name)}): {target} is not an Adapter named {name!r}")
     return cls
 
 
+def broken(name: str) -> str | None:
+    """Why format `name` cannot even be loaded (a plugin whose module is missing or raises, or
+    names no Adapter), else None. One broken plugin never stops the others: listing skips it."""
+    try:
+        adapter_class(name)
+    except FmtbenchError as exc:
+        return str(exc)
+    return None
+
+
 def missing_dependency(name: str) -> str | None:
-    """None when format `name` can run here, else the reason with its install hint."""
+    """None when format `name` can run here, else the reason: it cannot be loaded, or a library
+    it needs is missing (with its install hint)."""
+    if (why := broken(name)) is not None:
+        return why
     cls = adapter_class(name)
     absent = [m for m in cls.requires if importlib.util.find_spec(m) is None]
     if not absent:
@@ -189,10 +203,17 @@ def cases(patterns: Iterable[str] | None = None, *, full: bool = True) -> list[A
     """Every registered case (the full grid, or the representative subset) matching `patterns`.
 
     A pattern is a case id, a format name, or a glob over ids (``hdf5/*gzip*``). A pattern that
-    matches nothing is an error listing the formats, so typos never silently run nothing.
+    matches nothing is an error listing the formats, so typos never silently run nothing. A
+    format that cannot be loaded (`broken`) has no cases here; naming it is its error.
     """
     found: list[Adapter] = []
+    for pattern in patterns or ():
+        name = pattern.partition("/")[0]
+        if name in formats() and (why := broken(name)) is not None:
+            raise FmtbenchError(why)
     for name in formats():
+        if broken(name) is not None:
+            continue
         cls = adapter_class(name)
         for config in (cls.grid if full else cls.representative):
             found.append(cls(config))
