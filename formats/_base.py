@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from fmtbench.atomic import atomic_path, path_size
+from fmtbench.atomic import atomic_path, path_size, remove
 from fmtbench.datasets._base import LABEL_DTYPE, Split
 from fmtbench.errors import FmtbenchError, FormatError, InvalidCaseError, ReaderClosedError, UnknownNameError
 
@@ -432,8 +433,23 @@ class Adapter(ABC):
         """Write `split` to `path` atomically: on any failure nothing appears at `path`."""
         path = Path(path)
         with atomic_path(path, directory=self.writes_folder) as tmp:
+            before = set(os.listdir(tmp.parent))
             self._write(split, tmp)
+            self._check_wrote_only(tmp, before)
         return WriteInfo(path, len(split), split.digest, path_size(path))
+
+    def _check_wrote_only(self, tmp: Path, before: set[str]) -> None:
+        """The write contract: `_write` writes `tmp` and nothing beside it. A sidecar named after
+        the path it was given (``tmp + '.shape'``) would be lost at the rename and make every
+        later open fail with a misleading error: refuse it now, naming the contract."""
+        extra = sorted(n for n in set(os.listdir(tmp.parent)) - before
+                       if n != tmp.name and n.startswith(tmp.name.split(".fmtbench-tmp-")[0] + "."))
+        if extra:
+            for name in extra:
+                remove(tmp.parent / name)
+            raise FmtbenchError(f"format {self.name!r} wrote {', '.join(extra)} beside the path it was given: "
+                                f"_write writes only that path (a file), or the adapter sets writes_folder = True "
+                                f"and writes every file inside that folder")
 
     def native_dataset(self, path: Path, batch_size: int, shuffle_buffer: int, seed: int) -> Any:
         """The streaming training input, the format's own way (`fmtbench.formats._tfdata.Native`):

@@ -163,3 +163,25 @@ def test_a_reader_that_returns_other_bytes_is_a_failure_never_a_figure(tmp_path)
     assert "read returned sample" in failed[("liar", "random")] and "other bytes" in failed[("liar", "random")]
     measured = {r["case"] for r in store.records("measurement")}
     assert measured == {"npy"}
+
+
+def test_an_adapter_that_writes_beside_its_path_is_told_the_write_contract(tmp_path, split):
+    import numpy as np
+
+    from fmtbench.formats.npy import NpyAdapter
+
+    class Sidecar(NpyAdapter):
+        name = "sidecar"
+        writes_folder = False
+
+        def _write(self, split, path):
+            np.save(open(path, "wb"), split.images)
+            Path(str(path) + ".shape").write_text("28,28")  # lost at the rename
+
+    formats.register("sidecar", Sidecar)
+    try:
+        with pytest.raises(FmtbenchError, match=r"wrote .*\.shape beside the path it was given: _write writes only"):
+            formats.get_case("sidecar").write(split, tmp_path / "x.raw")
+    finally:
+        formats.unregister("sidecar")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing partial left, the sidecar removed
