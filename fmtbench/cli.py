@@ -275,7 +275,7 @@ def verify_cmd(dataset: str, dataset_path: str | None, n: int | None, case_id: s
 @click.option("--profile", "-p", "profile_name", type=click.Choice(list(PROFILES)),
               default="default", show_default=True,
               help="quick: representative cases on 4,000 samples, warm (minutes); default: representative "
-                   "cases on the full dataset, warm and cold, concurrent readers, 3 rounds (~30 min); grid: "
+                   "cases on the full dataset, warm and cold, concurrent readers, 3 rounds and settling (~36 min); grid: "
                    "every case, warm, 3 rounds; full: every case, both caches, 7 rounds, scaling sizes, "
                    "checkpoints. README has measured times.")
 @click.option("--cache", type=click.Choice(["warm", "cold", "both"]), default=None,

@@ -68,7 +68,7 @@ class Profile:
 # Budgets on a 2-core machine (every unit-round is a fresh worker, so a profile takes rounds of
 # one warm-up and one timed call each, and the spread comes from the rounds):
 # * quick (~9 min, 518 s measured for 30 cases): the representative cases on 4,000 samples, warm.
-# * default (~30 min): the representative cases on the whole dataset, warm AND cold for scan,
+# * default (~36 min measured, 35:34 in a fresh clone): the representative cases on the whole dataset, warm AND cold for scan,
 #   random and concurrent readers (1, 2, 4 readers: 8 only in full), training and streaming.
 #   The whole grid warm (the old default: 70 cases took 34.3 min, 110 would take ~55) is the
 #   `grid` profile. Slow tails are trimmed: a shuffled-training unit on 1024-row gzip chunks
