@@ -82,10 +82,17 @@ def median_ci_rank(n: int, level: float = CONFIDENCE) -> tuple[int, float]:
     if n < 2:
         return 1, 0.0
     cdf = _binomial_cdf(n)
-    coverage = [1 - 2 * cdf[k - 1] for k in range(1, n // 2 + 1)]  # decreasing in k
-    ok = [k for k, c in enumerate(coverage, start=1) if c >= level]
+    return _widest_reaching([1 - 2 * cdf[k - 1] for k in range(1, n // 2 + 1)], level)
+
+
+def _widest_reaching(cover: list[float], level: float) -> tuple[int, float]:
+    """(k, cover[k - 1]) for the largest rank k whose coverage (decreasing in k) reaches
+    `level`, else k = 1 (the widest interval there is) with its own coverage."""
+    if not cover:
+        return 1, 0.0
+    ok = [k for k, c in enumerate(cover, start=1) if c >= level]
     k = ok[-1] if ok else 1
-    return k, float(coverage[k - 1])
+    return k, float(cover[k - 1])
 
 
 def median_ci_coverage(n: int, level: float = CONFIDENCE) -> float:
@@ -151,11 +158,7 @@ def shift_ci_rank(n: int, m: int, level: float = CONFIDENCE) -> tuple[int, float
 
         mu, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
         cover = [1 - 2 * NormalDist(mu, sd).cdf(k - 0.5) for k in range(1, n * m // 2 + 1)]
-    if not cover:
-        return 1, 0.0
-    ok = [k for k, c in enumerate(cover, start=1) if c >= level]
-    k = ok[-1] if ok else 1
-    return k, float(cover[k - 1])
+    return _widest_reaching(cover, level)
 
 
 @lru_cache(maxsize=None)
@@ -174,12 +177,7 @@ def signed_rank_ci_rank(n: int, level: float = CONFIDENCE) -> tuple[int, float]:
     """(k, coverage) of the interval [W(k), W(N-k+1)] over the N = n(n+1)/2 sorted Walsh averages
     of n paired differences: the largest k reaching `level`, else k = 1 with its own coverage."""
     cdf = _signed_rank_cdf(n)
-    cover = [1 - 2 * cdf[k - 1] for k in range(1, n * (n + 1) // 4 + 1)]
-    if not cover:
-        return 1, 0.0
-    ok = [k for k, c in enumerate(cover, start=1) if c >= level]
-    k = ok[-1] if ok else 1
-    return k, float(cover[k - 1])
+    return _widest_reaching([1 - 2 * cdf[k - 1] for k in range(1, n * (n + 1) // 4 + 1)], level)
 
 
 @dataclass(frozen=True)
