@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from fmtbench.metrics import METRICS
 from fmtbench.stats import MARGIN
 
 #: settling never adds more rounds than this (by 9 rounds each, verdicts reach 99% coverage)
 MAX_EXTRA = 6
 #: rivals re-measured per undecided pick, the closest first: beyond them the pick stays undecided
 RIVALS = 4
-DEFAULT_BUDGET = 0.2  # extra time, as a share of the planned rounds' time
 
 
 def undecided_units(store: Path, dataset: str, margin: float = MARGIN,
@@ -44,7 +44,7 @@ def undecided_units(store: Path, dataset: str, margin: float = MARGIN,
         metrics = [u.metric for u in USES] if rec.use == BALANCED else [rec.metric]
         for metric in metrics:
             top = fr.get(rec.case, metric)
-            if top is None or top.median is None or (metric and _exact(metric)):
+            if top is None or top.median is None or METRICS[metric].exact:  # a size needs no more rounds
                 continue
             rivals = [r for c in rec.undecided if (r := fr.get(c, metric)) is not None and r.median]
             rivals.sort(key=lambda r: goodness(metric, r.median, top.median))
@@ -52,9 +52,3 @@ def undecided_units(store: Path, dataset: str, margin: float = MARGIN,
                 units[(row.case, row.workload, row.cache)] = None
         uses.append(rec.use)
     return list(units), uses
-
-
-def _exact(metric: str) -> bool:
-    from fmtbench.metrics import METRICS
-
-    return METRICS[metric].exact

@@ -88,7 +88,11 @@ def check_content(reader: Reader, truth: Split, seed: int = 0) -> None:
     n = len(truth)
     idx = np.sort(np.random.default_rng([seed, 11]).choice(n, size=min(SAMPLE, n), replace=False))
     images, labels = reader.read(idx)
-    first = next(iter(reader.scan(SAMPLE)), None)
+    batches = reader.scan(SAMPLE)
+    try:
+        first = next(iter(batches), None)
+    finally:
+        getattr(batches, "close", lambda: None)()  # a generator left open holds the reader's scan state
     for how, got, want in (("read", (images, labels), idx),
                            ("scan", first, np.arange(0 if first is None else len(first[1])))):
         if got is None:

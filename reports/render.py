@@ -84,7 +84,7 @@ def method(results: Results, fr: Frame, machine_limits: dict[str, float]) -> dic
     executor = machine.get("executor") or {}
     cores = machine.get("usable_cores") or machine.get("logical_cores") or os.cpu_count() or 1
     return {"executor": executor, "rounds": trust.rounds_of(fr), "limits": machine_limits,
-            "settled": settling.summary(fr), "precision": precision.section(fr),
+            "precision": precision.section(fr),
             "flags": trust.flags(fr, machine_limits), "busy": trust.busy_units(fr, cores), "cores": cores,
             "busy_share": trust.BUSY_SHARE}
 
